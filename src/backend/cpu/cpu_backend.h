@@ -1,0 +1,48 @@
+// The CPU backend: the specification every other backend is checked against. Plain loops
+// (double accumulators where a sum is long) plus BLAS for GEMM; computes in fp32, reads
+// F32/BF16/F16 weights. Each op forwards to a templated kernel in cpu/kernels_*.h, which the
+// gradient checks also instantiate with double.
+#pragma once
+#include "backend/backend.h"
+
+namespace lorafit {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "cpu"; }
+  Device device() const override { return Device::CPU; }
+  bool supports(Op op, DType act, DType weight) const override;
+
+  void* alloc(size_t bytes) override;
+  void free(void* p) override;
+  void upload(void* dst, const void* host_src, size_t bytes) override;
+  void download(void* host_dst, const void* src, size_t bytes) override;
+  void sync() override {}
+
+  void embedding_forward(Tensor out, Tensor ids, Tensor table) override;
+  void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) override;
+  void matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha,
+              float beta) override;
+  void add_bias(Tensor out, Tensor bias) override;
+  void rope_forward(Tensor x, Tensor pos, float theta) override;
+  void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor seg) override;
+  void swiglu_forward(Tensor out, Tensor gate, Tensor up) override;
+  void add(Tensor out, Tensor a, Tensor b) override;
+  void scale(Tensor x, float s) override;
+  void dropout(Tensor out, Tensor x, float p, uint64_t seed) override;
+  void lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, Tensor targets) override;
+
+  void rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor w, Tensor rstd) override;
+  void bias_grad(Tensor dbias, Tensor dout) override;
+  void rope_backward(Tensor dx, Tensor pos, float theta) override;
+  void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
+                          Tensor out, Tensor lse, Tensor seg) override;
+  void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) override;
+  void lmhead_ce_backward(Tensor dx, Tensor dloss, Tensor x, Tensor w, Tensor targets,
+                          Tensor lse) override;
+
+  void adamw(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp) override;
+  double sum_squares(Tensor x) override;
+};
+
+}  // namespace lorafit
