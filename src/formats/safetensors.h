@@ -42,6 +42,7 @@ class SafetensorsFile {
   fs::path path_;
   std::shared_ptr<MappedFile> map_;
   std::vector<TensorInfo> tensors_;
+  std::map<std::string, size_t> index_;  // name -> position in tensors_
   std::map<std::string, std::string> metadata_;
 };
 
@@ -66,7 +67,10 @@ struct TensorToWrite {
 };
 
 // Serialises exactly as Python safetensors does: tensors sorted by alignment (descending)
-// then name, compact JSON header padded with spaces to a multiple of 8.
+// then name, compact JSON header padded with spaces to a multiple of 8. Byte-identical to
+// Python for at most one metadata key: Python writes __metadata__ in Rust HashMap order,
+// which changes from run to run; we write it sorted. Empty `metadata` writes no
+// __metadata__ (Python's metadata=None).
 std::string safetensors_serialize(const std::vector<TensorToWrite>& tensors,
                                   const std::map<std::string, std::string>& metadata);
 // serialize + atomic write
