@@ -1,0 +1,234 @@
+// CpuBackend: memory, capabilities and the forward ops. Each op checks dtypes and shapes
+// (a mismatch is our bug: LF_CHECK) and dispatches to kernels_forward.h; matmul uses
+// OpenBLAS sgemm, converting BF16/F16 weights block by block (never a full fp32 copy).
+#include <cblas.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/kernels_forward.h"
+
+namespace lorafit {
+
+namespace {
+
+bool is_weight_dtype(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
+
+// Calls f(typed pointer) for a weight tensor of F32, BF16 or F16.
+template <class F>
+void with_weight(const Tensor& w, F&& f) {
+  switch (w.dtype) {
+    case DType::F32: f(static_cast<const float*>(w.data)); return;
+    case DType::BF16: f(static_cast<const cpu::Bf16*>(w.data)); return;
+    case DType::F16: f(static_cast<const cpu::F16*>(w.data)); return;
+    default: LF_CHECK(false, "weight dtype {} is not F32, BF16 or F16", dtype_name(w.dtype));
+  }
+}
+
+void check_f32(const Tensor& t, const char* what) {
+  LF_CHECK(t.data != nullptr && t.dtype == DType::F32 && t.device == Device::CPU,
+           "{}: expected a CPU F32 tensor, got {} {}", what, dtype_name(t.dtype), t.shape_str());
+}
+void check_i32(const Tensor& t, const char* what) {
+  LF_CHECK(t.data != nullptr && t.dtype == DType::I32 && t.device == Device::CPU,
+           "{}: expected a CPU I32 tensor, got {} {}", what, dtype_name(t.dtype), t.shape_str());
+}
+
+// (rows, cols) of a tensor seen as a matrix: the last dimension is cols.
+struct Mat {
+  int64_t rows, cols;
+};
+Mat as_matrix(const Tensor& t) {
+  LF_CHECK(t.ndim >= 1);
+  const int64_t cols = t.dim(-1);
+  return {cols ? t.numel() / cols : 0, cols};
+}
+
+int blas_int(int64_t v) {
+  LF_CHECK(v >= 0 && v <= INT_MAX, "GEMM dimension {} exceeds the BLAS int range", v);
+  return static_cast<int>(v);
+}
+
+// Converts rows [r0, r1) of a (rows, cols) weight matrix into dst (r1 − r0, cols) fp32.
+void convert_rows(float* dst, const Tensor& w, int64_t r0, int64_t r1, int64_t cols) {
+  const size_t es = dtype_size(w.dtype);
+#pragma omp parallel for
+  for (int64_t r = r0; r < r1; ++r)
+    convert_to_f32(dst + (r - r0) * cols, static_cast<const char*>(w.data) + static_cast<size_t>(r * cols) * es,
+                   w.dtype, static_cast<size_t>(cols));
+}
+
+// About 4 MB of fp32 scratch per converted block: large enough for efficient GEMM calls,
+// small enough to stay in cache-friendly territory and never approach a model's size.
+constexpr int64_t kScratchFloats = int64_t{1} << 20;
+
+}  // namespace
+
+bool CpuBackend::supports(Op op, DType act, DType weight) const {
+  (void)op;  // every op exists on the CPU backend, with fp32 activations
+  return act == DType::F32 && is_weight_dtype(weight);
+}
+
+void* CpuBackend::alloc(size_t bytes) {
+  const size_t n = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;  // aligned_alloc needs a multiple
+  void* p = std::aligned_alloc(64, n);
+  if (p == nullptr) throw Error("out of memory: could not allocate {} bytes on the CPU", bytes);
+  std::memset(p, 0, n);
+  return p;
+}
+void CpuBackend::free(void* p) { std::free(p); }
+void CpuBackend::upload(void* dst, const void* host_src, size_t bytes) { std::memcpy(dst, host_src, bytes); }
+void CpuBackend::download(void* host_dst, const void* src, size_t bytes) { std::memcpy(host_dst, src, bytes); }
+
+void CpuBackend::embedding_forward(Tensor out, Tensor ids, Tensor table) {
+  check_f32(out, "embedding out");
+  check_i32(ids, "embedding ids");
+  LF_CHECK(table.ndim == 2 && is_weight_dtype(table.dtype), "embedding table {}", table.shape_str());
+  const int64_t N = ids.numel(), V = table.dim(0), C = table.dim(1);
+  LF_CHECK(out.numel() == N * C && out.dim(-1) == C, "embedding out {} for N={} C={}", out.shape_str(), N, C);
+  const int32_t* id = ids.as<int32_t>();
+  for (int64_t n = 0; n < N; ++n)
+    if (id[n] < 0 || id[n] >= V)
+      throw Error("token id {} at position {} is outside the vocabulary [0, {})", id[n], n, V);
+  with_weight(table, [&](auto* w) { cpu::embedding_forward(out.as<float>(), id, w, N, C); });
+}
+
+void CpuBackend::rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
+  check_f32(out, "rmsnorm out");
+  check_f32(x, "rmsnorm x");
+  const auto [N, C] = as_matrix(x);
+  LF_CHECK(out.numel() == N * C && out.dim(-1) == C, "rmsnorm out {} vs x {}", out.shape_str(), x.shape_str());
+  LF_CHECK(w.numel() == C && is_weight_dtype(w.dtype), "rmsnorm weight {} for C={}", w.shape_str(), C);
+  if (!rstd.empty()) {
+    check_f32(rstd, "rmsnorm rstd");
+    LF_CHECK(rstd.numel() == N, "rmsnorm rstd {} for N={}", rstd.shape_str(), N);
+  }
+  float* r = rstd.empty() ? nullptr : rstd.as<float>();
+  with_weight(w, [&](auto* wp) { cpu::rmsnorm_forward(out.as<float>(), r, x.as<float>(), wp, N, C, eps); });
+}
+
+void CpuBackend::matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha,
+                        float beta) {
+  check_f32(out, "matmul out");
+  check_f32(a, "matmul a");
+  LF_CHECK(is_weight_dtype(b.dtype) && b.data != nullptr, "matmul b dtype {}", dtype_name(b.dtype));
+  const Mat mo = as_matrix(out), ma = as_matrix(a), mb = as_matrix(b);
+  const int64_t M = mo.rows, N = mo.cols;
+  const int64_t K = trans_a ? ma.rows : ma.cols;
+  LF_CHECK((trans_a ? ma.cols : ma.rows) == M, "matmul: a {} (trans {}) vs out {}", a.shape_str(), trans_a,
+           out.shape_str());
+  LF_CHECK((trans_b ? mb.cols : mb.rows) == K && (trans_b ? mb.rows : mb.cols) == N,
+           "matmul: b {} (trans {}) vs a {} (trans {}) and out {}", b.shape_str(), trans_b, a.shape_str(),
+           trans_a, out.shape_str());
+  if (M == 0 || N == 0) return;
+  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+  const int lda = blas_int(trans_a ? M : K);
+  float* c = out.as<float>();
+  if (b.dtype == DType::F32) {
+    cblas_sgemm(CblasRowMajor, ta, trans_b ? CblasTrans : CblasNoTrans, blas_int(M), blas_int(N), blas_int(K),
+                alpha, a.as<float>(), lda, b.as<float>(), blas_int(trans_b ? K : N), beta, c, blas_int(N));
+    return;
+  }
+  // 16-bit weights: convert blocks of b's rows to fp32 and multiply each block.
+  thread_local std::vector<float> scratch;
+  if (trans_b) {  // b (N,K): a block of rows is a block of output columns
+    const int64_t nb = std::clamp<int64_t>(kScratchFloats / std::max<int64_t>(K, 1), 1, N);
+    scratch.resize(static_cast<size_t>(nb * K));
+    for (int64_t n0 = 0; n0 < N; n0 += nb) {
+      const int64_t n1 = std::min(N, n0 + nb);
+      convert_rows(scratch.data(), b, n0, n1, K);
+      cblas_sgemm(CblasRowMajor, ta, CblasTrans, blas_int(M), blas_int(n1 - n0), blas_int(K), alpha, a.as<float>(),
+                  lda, scratch.data(), blas_int(K), beta, c + n0, blas_int(N));
+    }
+  } else {  // b (K,N): a block of rows is a slice of the reduction; accumulate the blocks
+    const int64_t kb = std::clamp<int64_t>(kScratchFloats / std::max<int64_t>(N, 1), 1, std::max<int64_t>(K, 1));
+    scratch.resize(static_cast<size_t>(kb * N));
+    if (K == 0) cpu::scale(c, beta, M * N);
+    for (int64_t k0 = 0; k0 < K; k0 += kb) {
+      const int64_t k1 = std::min(K, k0 + kb);
+      convert_rows(scratch.data(), b, k0, k1, N);
+      const float* ak = trans_a ? a.as<float>() + k0 * M : a.as<float>() + k0;  // columns/rows k0.. of a
+      cblas_sgemm(CblasRowMajor, ta, CblasNoTrans, blas_int(M), blas_int(N), blas_int(k1 - k0), alpha, ak, lda,
+                  scratch.data(), blas_int(N), k0 == 0 ? beta : 1.f, c, blas_int(N));
+    }
+  }
+}
+
+void CpuBackend::add_bias(Tensor out, Tensor bias) {
+  check_f32(out, "add_bias out");
+  const auto [N, O] = as_matrix(out);
+  LF_CHECK(bias.numel() == O && is_weight_dtype(bias.dtype), "bias {} for out {}", bias.shape_str(), out.shape_str());
+  with_weight(bias, [&](auto* bp) { cpu::add_bias(out.as<float>(), bp, N, O); });
+}
+
+void CpuBackend::rope_forward(Tensor x, Tensor pos, float theta) {
+  check_f32(x, "rope x");
+  check_i32(pos, "rope pos");
+  LF_CHECK(x.ndim >= 3, "rope x {} must be (N,H,D) or (B,T,H,D)", x.shape_str());
+  const int64_t H = x.dim(-2), D = x.dim(-1), N = x.numel() / (H * D);
+  LF_CHECK(D % 2 == 0 && pos.numel() == N, "rope: x {} pos {}", x.shape_str(), pos.shape_str());
+  cpu::rope_forward(x.as<float>(), pos.as<int32_t>(), N, H, D, theta);
+}
+
+void CpuBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor seg) {
+  check_f32(out, "attention out");
+  check_f32(q, "attention q");
+  check_f32(k, "attention k");
+  check_f32(v, "attention v");
+  LF_CHECK(q.ndim == 4 && k.ndim == 4 && v.ndim == 4, "attention wants (B,T,H,D) tensors");
+  const int64_t B = q.dim(0), S = q.dim(1), H = q.dim(2), D = q.dim(3), Hkv = k.dim(2);
+  LF_CHECK(k.dim(0) == B && k.dim(1) == S && k.dim(3) == D && Hkv > 0 && H % Hkv == 0,
+           "attention: q {} k {}", q.shape_str(), k.shape_str());
+  LF_CHECK(v.numel() == k.numel() && v.dim(2) == Hkv && out.numel() == q.numel(),
+           "attention: v {} out {}", v.shape_str(), out.shape_str());
+  float* l = nullptr;
+  if (!lse.empty()) {
+    check_f32(lse, "attention lse");
+    LF_CHECK(lse.numel() == B * H * S, "attention lse {} for (B,H,T)=({},{},{})", lse.shape_str(), B, H, S);
+    l = lse.as<float>();
+  }
+  const int32_t* sg = nullptr;
+  if (!seg.empty()) {
+    check_i32(seg, "attention seg");
+    LF_CHECK(seg.numel() == B * S, "attention seg {} for (B,T)=({},{})", seg.shape_str(), B, S);
+    sg = seg.as<int32_t>();
+  }
+  cpu::attention_forward(out.as<float>(), l, q.as<float>(), k.as<float>(), v.as<float>(), sg, B, S, H, Hkv, D);
+}
+
+void CpuBackend::swiglu_forward(Tensor out, Tensor gate, Tensor up) {
+  check_f32(out, "swiglu out");
+  check_f32(gate, "swiglu gate");
+  check_f32(up, "swiglu up");
+  LF_CHECK(out.numel() == gate.numel() && up.numel() == gate.numel(), "swiglu: out {} gate {} up {}",
+           out.shape_str(), gate.shape_str(), up.shape_str());
+  cpu::swiglu_forward(out.as<float>(), gate.as<float>(), up.as<float>(), out.numel());
+}
+
+void CpuBackend::add(Tensor out, Tensor a, Tensor b) {
+  check_f32(out, "add out");
+  check_f32(a, "add a");
+  check_f32(b, "add b");
+  LF_CHECK(out.numel() == a.numel() && b.numel() == a.numel(), "add: out {} a {} b {}", out.shape_str(),
+           a.shape_str(), b.shape_str());
+  cpu::add(out.as<float>(), a.as<float>(), b.as<float>(), out.numel());
+}
+
+void CpuBackend::scale(Tensor x, float s) {
+  check_f32(x, "scale x");
+  cpu::scale(x.as<float>(), s, x.numel());
+}
+
+void CpuBackend::dropout(Tensor out, Tensor x, float p, uint64_t seed) {
+  check_f32(out, "dropout out");
+  check_f32(x, "dropout x");
+  LF_CHECK(out.numel() == x.numel(), "dropout: out {} x {}", out.shape_str(), x.shape_str());
+  LF_CHECK(p >= 0.f && p < 1.f, "dropout probability {} outside [0, 1)", p);
+  cpu::dropout(out.as<float>(), x.as<float>(), p, seed, x.numel());
+}
+
+}  // namespace lorafit

@@ -1,0 +1,97 @@
+// The activation arena of a forward pass (llm.c style): one allocation on the backend,
+// described by one table of named buffers (name, dtype, shape, offset). Per-layer views come
+// only from layer(); every buffer can be dumped by name (save()), so a mismatch with the
+// reference is found one layer at a time.
+//
+// Letters: B batch, T time, N = B·T, C hidden, H heads, Hkv kv heads, D head dim, F ffn, r LoRA rank.
+// Names: "ids", "pos", "seg", "residual.{i}" (i = 0..L: 0 = embeddings, i = output of layer
+// i−1), "final_rstd", "hidden" (after the final norm), "layers.{j}.{attn_norm, q, ...}".
+#pragma once
+#include <array>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "formats/model_config.h"
+#include "lora/lora_config.h"
+#include "lora/lora_linear.h"
+
+namespace lorafit {
+
+class LoraParams;
+
+// What one decoder layer's forward saves (views into the arena).
+struct LayerActs {
+  Tensor attn_norm;  // (N, C)       rmsnorm(x)
+  Tensor attn_rstd;  // (N)
+  Tensor q;          // (B, T, H, D)   after RoPE
+  Tensor k;          // (B, T, Hkv, D) after RoPE
+  Tensor v;          // (B, T, Hkv, D)
+  Tensor attn;       // (B, T, H, D)   attention output, input of o_proj
+  Tensor lse;        // (B, H, T)
+  Tensor attn_proj;  // (N, C)       o_proj output
+  Tensor resid_mid;  // (N, C)       x + attn_proj
+  Tensor mlp_norm;   // (N, C)       rmsnorm(resid_mid)
+  Tensor mlp_rstd;   // (N)
+  Tensor gate;       // (N, F)
+  Tensor up;         // (N, F)
+  Tensor mlp_act;    // (N, F)       silu(gate)·up
+  Tensor mlp_out;    // (N, C)       down_proj output
+  std::array<LoraSaved, kNumProj> lora;  // xa (N, r), xdrop (N, I): adapted projections only
+};
+
+class ActivationArena {
+ public:
+  struct Buffer {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    size_t offset;  // bytes from the arena start, 64-aligned
+  };
+
+  // layer_sets: num_layers keeps every layer's activations (inference, training without
+  // checkpointing); 1 keeps one set that each layer reuses (gradient checkpointing).
+  // With `lora`, LoRA buffers are added for the adapted projections (xdrop when
+  // lora_dropout is set).
+  ActivationArena(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, int layer_sets,
+                  const LoraParams* lora = nullptr, bool lora_dropout = false);
+  ~ActivationArena();
+  ActivationArena(const ActivationArena&) = delete;
+  ActivationArena& operator=(const ActivationArena&) = delete;
+
+  int64_t B() const { return B_; }
+  int64_t T() const { return T_; }
+  int layer_sets() const { return layer_sets_; }
+  size_t bytes() const { return bytes_; }
+  const std::vector<Buffer>& buffers() const { return buffers_; }
+  void visit(const std::function<void(const Buffer&, Tensor)>& f) const;
+  Tensor get(const std::string& name) const;  // LF_CHECKs that the name exists
+
+  Tensor ids() const { return get("ids"); }  // (B, T) I32
+  Tensor pos() const { return get("pos"); }  // (N) I32
+  Tensor residual(int i) const;              // (N, C), i = 0..L
+  Tensor hidden() const { return get("hidden"); }          // (N, C) after the final norm
+  Tensor final_rstd() const { return get("final_rstd"); }  // (N)
+  // The saved activations of layer i (set i, or set 0 when only one set is kept).
+  LayerActs layer(int i) const;
+
+  // Uploads ids (B·T) and positions p0..p0+T−1 of each row (no packing: seg unused); p0 > 0
+  // for the tokens after a KV cache's p0 positions.
+  void set_tokens(const std::vector<int32_t>& ids, int64_t p0 = 0);
+
+  // Writes every buffer (host copies, I32 and F32 as they are) to a safetensors file.
+  void save(const fs::path& path) const;
+
+ private:
+  Tensor view(const Buffer& b) const;
+  Backend& be_;
+  int64_t B_, T_;
+  int layer_sets_;
+  std::vector<Buffer> buffers_;
+  std::vector<size_t> layer_first_;  // index in buffers_ of each layer set's first buffer
+  size_t bytes_ = 0;
+  char* base_ = nullptr;
+};
+
+}  // namespace lorafit

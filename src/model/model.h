@@ -1,0 +1,76 @@
+// The decoder-only transformer (Qwen2, Llama, Mistral) on any backend, computing with the
+// backend's activations (fp32 on the CPU) from F32/BF16/F16 weights. The forward is
+//   embedding → L × layer_forward → final rmsnorm → (lm head on selected rows only)
+// and layer_forward(i, ...) is a function of its input and its saved activations alone, so the
+// backward can call it again to recompute a layer (gradient checkpointing).
+//
+// Letters: B batch, T time, N = B·T, C hidden, H heads, Hkv kv heads, D head dim, F ffn, V vocab.
+#pragma once
+#include <array>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backend/backend.h"
+#include "formats/model_config.h"
+#include "lora/lora_config.h"
+#include "lora/lora_linear.h"
+#include "model/activations.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace lorafit {
+
+class LoraParams;
+
+// The adapters of one layer's seven projections (Proj order); null = not adapted.
+using LayerLora = std::array<const LoraWeights*, kNumProj>;
+
+class Model {
+ public:
+  // Reads `dir`/config.json and binds the weights of the Hugging Face folder `dir`. Throws
+  // Error for a missing folder or config, an unsupported architecture or mismatched tensors.
+  Model(Backend& be, const fs::path& dir);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModelWeights& weights() const { return *weights_; }
+  ModelWeights& weights() { return *weights_; }  // to rebind merged weights
+  Backend& backend() const { return be_; }
+  const fs::path& dir() const { return dir_; }
+
+  // Checks a token sequence before it reaches the backend: ids in [0, V), and a length the
+  // model computes exactly as transformers does (no sliding window in effect). `what` names
+  // the input in messages ("--input_ids").
+  void check_input(std::span<const int32_t> ids, int64_t T, const std::string& what) const;
+
+  // The whole forward over acts.ids() (set with set_tokens): fills residual.0..L and hidden.
+  // `lora` adapts the projections it selects (null: base model); training enables LoRA dropout.
+  // With `cache` (generation, B = cache B): acts holds the next T tokens at positions
+  // cache->length() + t (set_tokens(ids, cache->length())); their keys/values are appended to
+  // the cache and they attend over all cached positions; the cache then advances by T.
+  void forward(ActivationArena& acts, const LoraParams* lora = nullptr, bool training = false,
+               KvCache* cache = nullptr) const;
+
+  // One decoder layer: x_out (N,C) = x_in + attn(...) + mlp(...), saving into `a`.
+  // pos (N) I32 positions; seg (B,T) I32 or empty. x_out must not alias x_in.
+  // kv non-null: k/v go into the cache at kv->p0.. and attention runs over the cache.
+  void layer_forward(int i, Tensor x_out, Tensor x_in, const LayerActs& a, const LayerLora& lora, Tensor pos,
+                     Tensor seg, bool training, const KvLayer* kv = nullptr) const;
+
+  // logits (R, V) = rows (R, C) · lm_headᵀ, for just the rows that are needed.
+  void logits(Tensor out, Tensor rows) const;
+
+ private:
+  Backend& be_;
+  fs::path dir_;
+  ModelConfig cfg_;
+  std::unique_ptr<ModelWeights> weights_;
+};
+
+// Next-token negative log-likelihoods of one sequence (n ≥ 2 ids): entry i = −log p(ids[i+1] |
+// ids[0..i]), through the fused lm-head + cross-entropy op (never the (n, V) logits).
+std::vector<double> token_nll(const Model& m, const std::vector<int32_t>& ids);
+// The same from the final hidden states (n, C) of a forward already run over `ids`.
+std::vector<double> token_nll_from_hidden(const Model& m, Tensor hidden, const std::vector<int32_t>& ids);
+
+}  // namespace lorafit

@@ -1,0 +1,158 @@
+#include "model/weights.h"
+
+#include <set>
+
+#include "util/error.h"
+
+namespace lorafit {
+
+namespace {
+
+struct Dims {
+  int64_t V, C, H, Hkv, D, F;
+};
+Dims dims_of(const ModelConfig& c) {
+  return {c.vocab_size, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim, c.intermediate_size};
+}
+
+// The parameters of one decoder layer: HF name suffix, where the view goes, shape, presence.
+struct LayerSpec {
+  const char* suffix;
+  Tensor LayerWeights::*member;
+  std::vector<int64_t> (*shape)(const Dims&);
+  bool (*present)(const ModelConfig&);
+};
+bool always(const ModelConfig&) { return true; }
+bool qkv_bias(const ModelConfig& c) { return c.attention_bias; }
+// LlamaAttention gives o_proj a bias with attention_bias; Qwen2 never does.
+bool o_bias(const ModelConfig& c) { return c.attention_bias && c.family == ModelFamily::Llama; }
+
+const LayerSpec kLayerSpecs[] = {
+    {"input_layernorm.weight", &LayerWeights::attn_norm, [](const Dims& d) { return std::vector{d.C}; }, always},
+    {"self_attn.q_proj.weight", &LayerWeights::q, [](const Dims& d) { return std::vector{d.H * d.D, d.C}; }, always},
+    {"self_attn.q_proj.bias", &LayerWeights::q_bias, [](const Dims& d) { return std::vector{d.H * d.D}; }, qkv_bias},
+    {"self_attn.k_proj.weight", &LayerWeights::k, [](const Dims& d) { return std::vector{d.Hkv * d.D, d.C}; }, always},
+    {"self_attn.k_proj.bias", &LayerWeights::k_bias, [](const Dims& d) { return std::vector{d.Hkv * d.D}; }, qkv_bias},
+    {"self_attn.v_proj.weight", &LayerWeights::v, [](const Dims& d) { return std::vector{d.Hkv * d.D, d.C}; }, always},
+    {"self_attn.v_proj.bias", &LayerWeights::v_bias, [](const Dims& d) { return std::vector{d.Hkv * d.D}; }, qkv_bias},
+    {"self_attn.o_proj.weight", &LayerWeights::o, [](const Dims& d) { return std::vector{d.C, d.H * d.D}; }, always},
+    {"self_attn.o_proj.bias", &LayerWeights::o_bias, [](const Dims& d) { return std::vector{d.C}; }, o_bias},
+    {"post_attention_layernorm.weight", &LayerWeights::mlp_norm, [](const Dims& d) { return std::vector{d.C}; }, always},
+    {"mlp.gate_proj.weight", &LayerWeights::gate, [](const Dims& d) { return std::vector{d.F, d.C}; }, always},
+    {"mlp.up_proj.weight", &LayerWeights::up, [](const Dims& d) { return std::vector{d.F, d.C}; }, always},
+    {"mlp.down_proj.weight", &LayerWeights::down, [](const Dims& d) { return std::vector{d.C, d.F}; }, always},
+};
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// Tensors a checkpoint may carry that transformers ignores when loading.
+bool ignored_extra(const std::string& name, const ModelConfig& cfg) {
+  if (name == "lm_head.weight" && cfg.tie_word_embeddings) return true;  // tie_weights() replaces it
+  const std::string inv = ".rotary_emb.inv_freq";                        // old checkpoints' buffers
+  return name.size() > inv.size() && name.compare(name.size() - inv.size(), inv.size(), inv) == 0;
+}
+
+Tensor make_tensor(void* data, DType t, const std::vector<int64_t>& s, Device dev) {
+  Tensor x;
+  x.data = data;
+  x.dtype = t;
+  x.device = dev;
+  LF_CHECK(s.size() <= Tensor::kMaxDims);
+  for (int64_t d : s) x.shape[x.ndim++] = d;
+  return x;
+}
+
+}  // namespace
+
+std::vector<ParamInfo> expected_params(const ModelConfig& cfg) {
+  const Dims d = dims_of(cfg);
+  std::vector<ParamInfo> p;
+  p.push_back({"model.embed_tokens.weight", {d.V, d.C}, {}});
+  p.push_back({"model.norm.weight", {d.C}, {}});
+  if (!cfg.tie_word_embeddings) p.push_back({"lm_head.weight", {d.V, d.C}, {}});
+  for (int i = 0; i < cfg.num_layers; ++i)
+    for (const auto& s : kLayerSpecs)
+      if (s.present(cfg)) p.push_back({fmt::format("model.layers.{}.{}", i, s.suffix), s.shape(d), {}});
+  return p;
+}
+
+ModelWeights::ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& dir) : be_(be) {
+  for (const auto& s : kLayerSpecs) per_layer_ += s.present(cfg) ? 1 : 0;
+  files_ = std::make_unique<SafetensorsSet>(dir);
+  const fs::path single = dir / "model.safetensors";
+  const std::string where = fs::is_directory(dir) ? (fs::exists(single) ? single : dir / "model.safetensors.index.json").string()
+                                                  : dir.string();
+  params_ = expected_params(cfg);
+  globals_ = cfg.tie_word_embeddings ? 2 : 3;
+  std::set<std::string> expected;
+  for (auto& p : params_) {
+    expected.insert(p.name);
+    const TensorInfo* t = files_->find(p.name);
+    if (t == nullptr)
+      throw Error("{}: tensor \"{}\" is missing; config.json implies shape {}", where, p.name, shape_str(p.shape));
+    if (t->shape != p.shape)
+      throw Error("{}: tensor \"{}\" has shape {}, but config.json implies {}", t->file, p.name, shape_str(t->shape),
+                  shape_str(p.shape));
+    if (t->dtype != DType::F32 && t->dtype != DType::BF16 && t->dtype != DType::F16)
+      throw Error("{}: tensor \"{}\" has dtype {}; expected F32, BF16 or F16", t->file, p.name, dtype_name(t->dtype));
+    p.tensor = make_tensor(const_cast<uint8_t*>(t->data), t->dtype, p.shape, Device::CPU);
+  }
+  for (const TensorInfo* t : files_->all())
+    if (!expected.count(t->name) && !ignored_extra(t->name, cfg))
+      throw Error("{}: unexpected tensor \"{}\" with shape {}; a {} model with this config.json has no such parameter",
+                  t->file, t->name, shape_str(t->shape), cfg.model_type);
+
+  if (be.device() != Device::CPU) {  // one copy per tensor on the device; the mapping stays host-side
+    for (auto& p : params_) {
+      void* d = be.alloc(p.tensor.nbytes());
+      be.upload(d, p.tensor.data, p.tensor.nbytes());
+      device_copies_.push_back(d);
+      p.tensor.data = d;
+      p.tensor.device = be.device();
+    }
+  }
+  lm_head_ = cfg.tie_word_embeddings ? params_[0].tensor : params_[2].tensor;
+  dtype_ = params_.back().tensor.dtype;
+}
+
+ModelWeights::~ModelWeights() {
+  for (void* p : device_copies_) be_.free(p);
+}
+
+LayerWeights ModelWeights::layer(int i) const {
+  LayerWeights w;
+  size_t idx = static_cast<size_t>(globals_) + static_cast<size_t>(i) * static_cast<size_t>(per_layer_);
+  for (const auto& s : kLayerSpecs) {
+    const std::string suffix = s.suffix;
+    // The table holds only the present parameters, in kLayerSpecs order.
+    if (idx < params_.size() && params_[idx].name == fmt::format("model.layers.{}.{}", i, suffix))
+      w.*(s.member) = params_[idx++].tensor;
+  }
+  LF_CHECK(!w.q.empty() && !w.down.empty(), "layer {} views", i);
+  return w;
+}
+
+void ModelWeights::rebind(const std::string& name, Tensor t) {
+  for (auto& p : params_) {
+    if (p.name != name) continue;
+    if (p.tensor.data == lm_head_.data) throw Error("cannot rebind {}: it is also the (tied) lm head", name);
+    if (t.shape != p.tensor.shape || t.ndim != p.tensor.ndim || t.dtype != p.tensor.dtype)
+      throw Error("cannot rebind {}: {} {} given for {} {}", name, dtype_name(t.dtype), t.shape_str(),
+                  dtype_name(p.tensor.dtype), p.tensor.shape_str());
+    p.tensor = t;
+    return;
+  }
+  throw Error("cannot rebind {}: the model has no such parameter", name);
+}
+
+int64_t ModelWeights::num_params() const {
+  int64_t n = 0;
+  for (const auto& p : params_) n += p.tensor.numel();
+  return n;
+}
+
+}  // namespace lorafit
