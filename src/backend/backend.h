@@ -35,10 +35,13 @@ enum class Op {
   LmHeadCeBackward,
   AdamW,
   SumSquares,
+  KvCacheWrite,
+  AttentionDecode,
 };
 
 struct AdamWParams {
-  float lr = 1e-4f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.f;
+  // double, as torch keeps them (Python floats): 1 − 0.999f is not 1 − 0.999 to fp32 precision
+  double lr = 1e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   int64_t step = 1;  // 1-based, for bias correction
 };
 
@@ -89,6 +92,15 @@ class Backend {
   // loss (N) F32 = lse_n − x_n·w[target_n] for target_n ≠ −100, 0 otherwise; lse (N) F32.
   // x (N,C), w (V,C), targets (N) I32.
   virtual void lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, Tensor targets) = 0;
+
+  // ---- KV cache (generation) ----
+  // k_cache/v_cache (B,S,Hkv,D), S = capacity: rows [p0, p0+T) of each batch row = k/v (B,T,Hkv,D).
+  virtual void kv_cache_write(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, int64_t p0) = 0;
+  // Causal GQA attention of T new queries at positions p0..p0+T−1 over the cache: q (B,T,H,D),
+  // k_cache/v_cache (B,S,Hkv,D) with S ≥ p0+T, out (B,T,H,D); query t attends keys s ≤ p0+t.
+  // The arithmetic of attention_forward per query, so a decode step equals the full forward's
+  // row for the same q/k/v exactly.
+  virtual void attention_decode(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, int64_t p0) = 0;
 
   // ---- backward ops ----
   virtual void rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor w, Tensor rstd) = 0;

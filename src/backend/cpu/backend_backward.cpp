@@ -1,0 +1,223 @@
+// CPU backend: backward ops, the fused lm-head + cross-entropy pair, and the optimizer ops.
+// Each op checks its views and forwards to a kernel in kernels_backward.h (or, for the big
+// GEMMs of the lm-head, to BLAS). Letters as in backend.h; VC = vocabulary chunk.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/kernels_backward.h"
+
+namespace lorafit {
+
+namespace {
+
+// Rows of W converted to fp32 per lm-head chunk: 4096 · C floats (14.7 MB at C = 896).
+constexpr int64_t kVocabChunk = 4096;
+
+void check_f32(const Tensor& t, const char* op, const char* what) {
+  LF_CHECK(t.dtype == DType::F32, "{}: {} must be F32, got {}", op, what, dtype_name(t.dtype));
+}
+
+// Calls f(ptr) with the weight pointer typed by its dtype (float, Bf16 or F16).
+template <class F>
+void with_weight(const Tensor& w, const char* op, F&& f) {
+  switch (w.dtype) {
+    case DType::F32: f(w.as<const float>()); return;
+    case DType::BF16: f(w.as<const cpu::Bf16>()); return;
+    case DType::F16: f(w.as<const cpu::F16>()); return;
+    default: LF_CHECK(false, "{}: weight dtype {} unsupported", op, dtype_name(w.dtype));
+  }
+}
+
+// Rows [v0, v1) of w (V,C) as fp32 into dst (v1 − v0, C).
+void weight_rows_f32(float* dst, const Tensor& w, int64_t v0, int64_t v1) {
+  const int64_t C = w.dim(1);
+  with_weight(w, "lmhead", [&](auto* p) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = v0; r < v1; ++r)
+      for (int64_t c = 0; c < C; ++c) dst[(r - v0) * C + c] = cpu::load_weight(p, r * C + c);
+  });
+}
+
+// Targets must be a vocabulary index or −100; anything else is a data bug upstream.
+void check_targets(const int32_t* t, int64_t N, int64_t V) {
+  for (int64_t n = 0; n < N; ++n)
+    if (t[n] != -100 && (t[n] < 0 || t[n] >= V))
+      throw Error("lm-head cross-entropy: target {} at row {} is outside the vocabulary [0, {}) "
+                  "and is not the ignore index -100; check the labels of the batch",
+                  t[n], n, V);
+}
+
+// logits (N, VC) = x (N,C) · wc (VC,C)ᵀ
+void chunk_logits(float* logits, const float* x, const float* wc, int64_t N, int64_t C, int64_t VC) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(N), static_cast<int>(VC),
+              static_cast<int>(C), 1.f, x, static_cast<int>(C), wc, static_cast<int>(C), 0.f, logits,
+              static_cast<int>(VC));
+}
+
+}  // namespace
+
+void CpuBackend::rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor w, Tensor rstd) {
+  const char* op = "rmsnorm_backward";
+  check_f32(dx, op, "dx");
+  check_f32(dout, op, "dout");
+  check_f32(x, op, "x");
+  check_f32(rstd, op, "rstd");
+  const int64_t C = x.dim(-1), N = x.numel() / C;
+  LF_CHECK(dx.numel() == N * C && dout.numel() == N * C && w.numel() == C && rstd.numel() == N);
+  with_weight(w, op, [&](auto* wp) {
+    cpu::rmsnorm_backward_kernel(dx.as<float>(), dout.as<const float>(), x.as<const float>(), wp,
+                                 rstd.as<const float>(), N, C);
+  });
+}
+
+void CpuBackend::bias_grad(Tensor dbias, Tensor dout) {
+  check_f32(dbias, "bias_grad", "dbias");
+  check_f32(dout, "bias_grad", "dout");
+  const int64_t O = dbias.numel(), N = dout.numel() / O;
+  LF_CHECK(dout.numel() == N * O);
+  const float* g = dout.as<const float>();  // (N,O)
+  float* db = dbias.as<float>();             // (O)
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < O; ++o) {
+    double s = 0;  // a sum over N rows: double
+    for (int64_t n = 0; n < N; ++n) s += g[n * O + o];
+    db[o] += static_cast<float>(s);
+  }
+}
+
+void CpuBackend::rope_backward(Tensor dx, Tensor pos, float theta) {
+  check_f32(dx, "rope_backward", "dx");
+  LF_CHECK(dx.ndim == 3 && pos.dtype == DType::I32 && pos.numel() == dx.dim(0));
+  cpu::rope_rotate(dx.as<float>(), pos.as<const int32_t>(), dx.dim(0), dx.dim(1), dx.dim(2), theta, -1);
+}
+
+void CpuBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k,
+                                    Tensor v, Tensor out, Tensor lse, Tensor seg) {
+  const char* op = "attention_backward";
+  for (const Tensor* t : {&dq, &dk, &dv, &dout, &q, &k, &v, &out, &lse}) check_f32(*t, op, "tensor");
+  LF_CHECK(q.ndim == 4 && k.ndim == 4, "{}: q and k must be (B,T,H,D)", op);
+  const int64_t B = q.dim(0), T = q.dim(1), H = q.dim(2), D = q.dim(3), Hkv = k.dim(2);
+  LF_CHECK(H % Hkv == 0 && k.numel() == B * T * Hkv * D && v.numel() == k.numel() &&
+           dk.numel() == k.numel() && dv.numel() == k.numel() && dq.numel() == q.numel() &&
+           dout.numel() == q.numel() && out.numel() == q.numel() && lse.numel() == B * H * T);
+  LF_CHECK(seg.empty() || (seg.dtype == DType::I32 && seg.numel() == B * T));
+  cpu::attention_backward_kernel(dq.as<float>(), dk.as<float>(), dv.as<float>(), dout.as<const float>(),
+                                 q.as<const float>(), k.as<const float>(), v.as<const float>(),
+                                 out.as<const float>(), lse.as<const float>(),
+                                 seg.empty() ? nullptr : seg.as<const int32_t>(), B, T, H, Hkv, D);
+}
+
+void CpuBackend::swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) {
+  const char* op = "swiglu_backward";
+  for (const Tensor* t : {&dgate, &dup, &dout, &gate, &up}) check_f32(*t, op, "tensor");
+  const int64_t n = gate.numel();
+  LF_CHECK(dgate.numel() == n && dup.numel() == n && dout.numel() == n && up.numel() == n);
+  cpu::swiglu_backward_kernel(dgate.as<float>(), dup.as<float>(), dout.as<const float>(),
+                              gate.as<const float>(), up.as<const float>(), n);
+}
+
+// Online log-sum-exp over vocabulary chunks: per row, the running max m and Σ exp(z − m)
+// (double), rescaled when a later chunk raises the max.
+void CpuBackend::lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, Tensor targets) {
+  const char* op = "lmhead_ce_forward";
+  check_f32(loss, op, "loss");
+  check_f32(lse, op, "lse");
+  check_f32(x, op, "x");
+  LF_CHECK(targets.dtype == DType::I32 && w.ndim == 2);
+  const int64_t V = w.dim(0), C = w.dim(1), N = x.numel() / C;
+  LF_CHECK(x.numel() == N * C && loss.numel() == N && lse.numel() == N && targets.numel() == N);
+  const int32_t* tg = targets.as<const int32_t>();  // (N)
+  check_targets(tg, N, V);
+  const int64_t VC = std::min(kVocabChunk, V);
+  std::vector<float> wc(static_cast<size_t>(VC * C));      // (VC, C)
+  std::vector<float> logits(static_cast<size_t>(N * VC));  // (N, VC)
+  std::vector<double> mx(static_cast<size_t>(N), -INFINITY), sum(static_cast<size_t>(N), 0.0);
+  std::vector<float> zt(static_cast<size_t>(N), 0.f);  // (N) the target's logit
+  for (int64_t v0 = 0; v0 < V; v0 += VC) {
+    const int64_t v1 = std::min(V, v0 + VC), nc = v1 - v0;
+    weight_rows_f32(wc.data(), w, v0, v1);
+    chunk_logits(logits.data(), x.as<const float>(), wc.data(), N, C, nc);
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* z = logits.data() + n * nc;  // (nc)
+      double m = mx[n];
+      for (int64_t j = 0; j < nc; ++j) m = std::max(m, static_cast<double>(z[j]));
+      double s = sum[n] * std::exp(mx[n] - m);
+      for (int64_t j = 0; j < nc; ++j) s += std::exp(static_cast<double>(z[j]) - m);
+      mx[n] = m;
+      sum[n] = s;
+      if (tg[n] >= v0 && tg[n] < v1) zt[n] = z[tg[n] - v0];
+    }
+  }
+  float* lo = loss.as<float>();
+  float* ls = lse.as<float>();
+  for (int64_t n = 0; n < N; ++n) {
+    const double l = mx[n] + std::log(sum[n]);
+    ls[n] = static_cast<float>(l);
+    lo[n] = tg[n] == -100 ? 0.f : static_cast<float>(l - static_cast<double>(zt[n]));
+  }
+}
+
+// Recomputes each chunk's logits, turns them into dlogits in place, and accumulates
+// dx += dlogits (N,VC) · wc (VC,C) (the first chunk overwrites: activation gradient).
+void CpuBackend::lmhead_ce_backward(Tensor dx, Tensor dloss, Tensor x, Tensor w, Tensor targets,
+                                    Tensor lse) {
+  const char* op = "lmhead_ce_backward";
+  check_f32(dx, op, "dx");
+  check_f32(dloss, op, "dloss");
+  check_f32(x, op, "x");
+  check_f32(lse, op, "lse");
+  LF_CHECK(targets.dtype == DType::I32 && w.ndim == 2);
+  const int64_t V = w.dim(0), C = w.dim(1), N = x.numel() / C;
+  LF_CHECK(x.numel() == N * C && dx.numel() == N * C && dloss.numel() == N && lse.numel() == N &&
+           targets.numel() == N);
+  const int32_t* tg = targets.as<const int32_t>();  // (N)
+  check_targets(tg, N, V);
+  const float* dl = dloss.as<const float>();  // (N)
+  const float* ls = lse.as<const float>();    // (N)
+  const int64_t VC = std::min(kVocabChunk, V);
+  std::vector<float> wc(static_cast<size_t>(VC * C));      // (VC, C)
+  std::vector<float> logits(static_cast<size_t>(N * VC));  // (N, VC), then dlogits
+  for (int64_t v0 = 0; v0 < V; v0 += VC) {
+    const int64_t v1 = std::min(V, v0 + VC), nc = v1 - v0;
+    weight_rows_f32(wc.data(), w, v0, v1);
+    chunk_logits(logits.data(), x.as<const float>(), wc.data(), N, C, nc);
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      float* z = logits.data() + n * nc;  // (nc)
+      if (tg[n] == -100 || dl[n] == 0.f) {
+        std::fill(z, z + nc, 0.f);
+        continue;
+      }
+      for (int64_t j = 0; j < nc; ++j) z[j] = dl[n] * std::exp(z[j] - ls[n]);
+      if (tg[n] >= v0 && tg[n] < v1) z[tg[n] - v0] -= dl[n];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(N), static_cast<int>(C),
+                static_cast<int>(nc), 1.f, logits.data(), static_cast<int>(nc), wc.data(),
+                static_cast<int>(C), v0 == 0 ? 0.f : 1.f, dx.as<float>(), static_cast<int>(C));
+  }
+}
+
+void CpuBackend::adamw(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp) {
+  for (const Tensor* t : {&p, &g, &m, &v}) check_f32(*t, "adamw", "tensor");
+  const int64_t n = p.numel();
+  LF_CHECK(g.numel() == n && m.numel() == n && v.numel() == n && hp.step >= 1);
+  cpu::adamw_kernel(p.as<float>(), g.as<const float>(), m.as<float>(), v.as<float>(), n, hp.lr,
+                    hp.beta1, hp.beta2, hp.eps, hp.weight_decay, hp.step);
+}
+
+double CpuBackend::sum_squares(Tensor x) {
+  check_f32(x, "sum_squares", "x");
+  const float* p = x.as<const float>();
+  const int64_t n = x.numel();
+  double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(p[i]) * static_cast<double>(p[i]);
+  return s;
+}
+
+}  // namespace lorafit

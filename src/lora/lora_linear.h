@@ -1,0 +1,48 @@
+// The one place LoRA touches the model (DESIGN.md §4):
+//   y = x·Wᵀ + b + s·((drop(x)·Aᵀ)·Bᵀ),  s = alpha/r (alpha/√r with rsLoRA)
+// Layer code calls linear_forward for every projection, with or without an adapter.
+#pragma once
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace lorafit {
+
+// One adapted projection. A and B are views into the flat fp32 LoRA buffer.
+struct LoraWeights {
+  Tensor A;  // (r, I) F32
+  Tensor B;  // (O, r) F32
+  Tensor dA;  // (r, I) F32 gradient, accumulated (+=); may be empty for inference
+  Tensor dB;  // (O, r) F32 gradient, accumulated (+=)
+  float scale = 0.f;    // s
+  float dropout = 0.f;  // p; applied only when training
+  bool empty() const { return A.empty(); }
+};
+
+// Activations the LoRA branch keeps for its backward.
+struct LoraSaved {
+  Tensor xa;     // (N, r)  drop(x)·Aᵀ
+  Tensor xdrop;  // (N, I)  drop(x); empty when p == 0 or not training
+  uint64_t dropout_seed = 0;
+};
+
+// y (N,O) = x (N,I) · W (O,I)ᵀ + bias (O, may be empty) + LoRA branch (if lora non-null and
+// non-empty). `saved` provides the LoRA buffers (xa always, xdrop when dropout is active).
+void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, const LoraWeights* lora,
+                    LoraSaved* saved, bool training);
+
+// Scratch the LoRA backward needs (from the caller's arena).
+struct LoraGradScratch {
+  Tensor dxa;  // (N, r)
+  Tensor dxin; // (N, I) gradient of drop(x); needed only when dropout was active
+};
+
+// The backward of linear_forward with frozen W and bias:
+//   dx (N,I) = dy (N,O) · W (O,I)  [+ the LoRA branch's drop⁻¹(s · dy·B·A)]   (overwritten)
+//   lora->dB (O,r) += s · dyᵀ · xa ; lora->dA (r,I) += (s · dy·B)ᵀ · drop(x)   (accumulated)
+// x, saved and training must be what the forward saw (xdrop/xa as it saved them).
+// dx may be empty when the caller does not need it (then only dA/dB are computed).
+void linear_backward(Backend& be, Tensor dx, Tensor dy, Tensor x, Tensor W, const LoraWeights* lora,
+                     const LoraSaved* saved, bool training, LoraGradScratch scratch);
+
+}  // namespace lorafit

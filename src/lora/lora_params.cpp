@@ -1,0 +1,127 @@
+#include "lora/lora_params.h"
+
+#include <cmath>
+
+#include "formats/safetensors.h"
+#include "util/error.h"
+
+namespace lorafit {
+
+LoraParams::LoraParams(Backend& be, const LoraConfig& cfg, const ModelConfig& model)
+    : be_(be), cfg_(cfg), num_layers_(model.num_layers) {
+  modules_ = select_lora_modules(cfg_, model);
+  const int64_t r = cfg_.r;
+  for (size_t i = 0; i < modules_.size(); ++i) {
+    const LinearModule& m = modules_[i];
+    const std::string base = "base_model.model." + m.name;
+    tensors_.push_back({base + ".lora_A.weight", static_cast<int>(i), false, r, m.in, P_});
+    P_ += r * m.in;
+    tensors_.push_back({base + ".lora_B.weight", static_cast<int>(i), true, m.out, r, P_});
+    P_ += m.out * r;
+  }
+  buf_ = static_cast<float*>(be_.alloc(static_cast<size_t>(4 * P_) * sizeof(float)));
+  weights_.resize(static_cast<size_t>(num_layers_) * kNumProj);
+  const float s = static_cast<float>(cfg_.scale());
+  for (size_t t = 0; t < tensors_.size(); t += 2) {
+    const LinearModule& m = modules_[static_cast<size_t>(tensors_[t].module)];
+    LoraWeights& w = weights_[static_cast<size_t>(m.layer) * kNumProj + static_cast<size_t>(m.proj)];
+    w.A = view(params(), tensors_[t]);
+    w.B = view(params(), tensors_[t + 1]);
+    w.dA = view(grads(), tensors_[t]);
+    w.dB = view(grads(), tensors_[t + 1]);
+    w.scale = s;
+    w.dropout = static_cast<float>(cfg_.dropout);
+  }
+}
+
+LoraParams::~LoraParams() {
+  if (buf_) be_.free(buf_);
+}
+
+Tensor LoraParams::section(int i) const {
+  return Tensor(buf_ + static_cast<int64_t>(i) * P_, DType::F32, {P_}, be_.device());
+}
+
+Tensor LoraParams::view(const Tensor& sec, const LoraTensor& t) const {
+  LF_CHECK(t.offset + t.numel() <= P_);
+  return Tensor(sec.as<float>() + t.offset, DType::F32, {t.rows, t.cols}, be_.device());
+}
+
+const LoraWeights* LoraParams::weights(int layer, Proj p) const {
+  LF_CHECK(layer >= 0 && layer < num_layers_);
+  const LoraWeights& w = weights_[static_cast<size_t>(layer) * kNumProj + static_cast<size_t>(p)];
+  return w.empty() ? nullptr : &w;
+}
+
+void LoraParams::set_dropout(float p) {
+  for (LoraWeights& w : weights_) w.dropout = p;
+}
+
+void LoraParams::zero_grads() {
+  const std::vector<float> z(static_cast<size_t>(P_), 0.f);
+  be_.upload(grads().data, z.data(), z.size() * sizeof(float));
+}
+
+void LoraParams::zero_optimizer_state() {
+  const std::vector<float> z(static_cast<size_t>(P_), 0.f);
+  be_.upload(adam_m().data, z.data(), z.size() * sizeof(float));
+  be_.upload(adam_v().data, z.data(), z.size() * sizeof(float));
+}
+
+std::vector<float> LoraParams::download_params() const {
+  std::vector<float> h(static_cast<size_t>(P_));
+  be_.download(h.data(), params().data, h.size() * sizeof(float));
+  return h;
+}
+
+void LoraParams::upload_params(const std::vector<float>& host) {
+  LF_CHECK(static_cast<int64_t>(host.size()) == P_);
+  be_.upload(params().data, host.data(), host.size() * sizeof(float));
+}
+
+void lora_init_peft(LoraParams& p, uint64_t seed, bool round_A_to_bf16) {
+  std::vector<float> h(static_cast<size_t>(p.num_params()), 0.f);
+  // splitmix64 counter stream: value i of the whole buffer depends only on (seed, i).
+  auto mix = [](uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  };
+  const uint64_t s0 = mix(seed);
+  for (const LoraTensor& t : p.tensors()) {
+    if (t.is_B) continue;  // B = 0
+    // kaiming_uniform(a=√5): gain = √(2/(1+5)), bound = gain·√(3/fan_in) = 1/√fan_in
+    const double bound = 1.0 / std::sqrt(static_cast<double>(t.cols));
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const uint64_t u = mix(s0 + static_cast<uint64_t>(t.offset + i));
+      const double x = (static_cast<double>(u >> 11) * 0x1.0p-53) * 2.0 - 1.0;  // [-1, 1)
+      float a = static_cast<float>(bound * x);
+      if (round_A_to_bf16) a = bf16_to_f32(f32_to_bf16(a));
+      h[static_cast<size_t>(t.offset + i)] = a;
+    }
+  }
+  p.upload_params(h);
+}
+
+void load_lora_tensors(LoraParams& p, const std::function<const TensorInfo*(const std::string&)>& find,
+                       const std::string& label) {
+  std::vector<float> h(static_cast<size_t>(p.num_params()), 0.f);
+  for (const LoraTensor& t : p.tensors()) {
+    const TensorInfo* ti = find(t.key);
+    if (ti == nullptr)
+      throw Error("{}: tensor '{}' is missing; the adapter must have lora_A/lora_B for every "
+                  "target module (r = {})", label, t.key, p.config().r);
+    if (ti->shape.size() != 2 || ti->shape[0] != t.rows || ti->shape[1] != t.cols)
+      throw Error("{}: tensor '{}' has shape {}, expected [{}, {}] (r = {}); was the adapter "
+                  "trained with another rank or base model?",
+                  label, t.key, ti->view().shape_str(), t.rows, t.cols, p.config().r);
+    if (ti->dtype != DType::F32 && ti->dtype != DType::BF16 && ti->dtype != DType::F16)
+      throw Error("{}: tensor '{}' has dtype {}, expected F32, BF16 or F16", label, t.key,
+                  dtype_name(ti->dtype));
+    convert_to_f32(h.data() + t.offset, ti->data, ti->dtype, static_cast<size_t>(t.numel()));
+  }
+  p.upload_params(h);
+}
+
+}  // namespace lorafit

@@ -1,0 +1,73 @@
+// LoRA training passes over one micro-batch: the forward (keeping what the backward needs),
+// the fused chunked lm-head + cross-entropy, and the backward that mirrors layer_forward
+// op by op, accumulating (+=) into the LoRA gradient section. The base model is frozen:
+// only activation gradients flow through embeddings, norms and base linears.
+//
+// Gradient checkpointing on: the arena keeps each layer's input (residual.i) and one layer
+// set; the backward recomputes layer i with layer_forward (same dropout seeds) just before
+// differentiating it. Off: every layer's activations are kept. Both give bitwise-identical
+// gradients on the CPU because the recomputation runs the same deterministic ops.
+//
+// Letters: B batch, T time, N = B·T, C hidden, H heads, Hkv kv heads, D head dim, F ffn, r rank.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "lora/lora_params.h"
+#include "model/activations.h"
+#include "model/model.h"
+
+namespace lorafit {
+
+class ModelBackward {
+ public:
+  // `lora` must outlive this object. Buffers are (re)allocated per batch shape (B, T).
+  ModelBackward(const Model& m, const LoraParams& lora, bool checkpointing);
+  ~ModelBackward();
+  ModelBackward(const ModelBackward&) = delete;
+  ModelBackward& operator=(const ModelBackward&) = delete;
+
+  bool checkpointing() const { return checkpointing_; }
+
+  // Forward of ids (B·T row-major, right-padded) through all layers, then the per-row CE of
+  // `targets` (N, the labels already shifted: row (b, t) predicts targets[b·T + t], −100 =
+  // ignored). With training, LoRA dropout (if configured) draws its masks from `seed`.
+  // Returns the per-row losses (N) (0 for ignored rows).
+  std::vector<float> forward(int64_t B, int64_t T, const std::vector<int32_t>& ids,
+                             const std::vector<int32_t>& targets, bool training, uint64_t seed);
+
+  // Backward of Σ_n loss_scale·loss_n for the batch of the last forward (same `training`
+  // and seed): LoRA gradients accumulate into lora.grads().
+  void backward(float loss_scale);
+
+  // The arena of the last forward (for dumps and tests).
+  const ActivationArena& activations() const { return *acts_; }
+  // Bytes of activation + gradient scratch held for the current shape.
+  size_t bytes() const;
+
+ private:
+  struct Grads;  // gradient scratch, (re)allocated with the arena
+  void ensure_shape(int64_t B, int64_t T);
+  LayerActs layer_acts(int i) const;  // acts_->layer(i) with the dropout seeds set
+  LayerLora layer_lora(int i) const;
+  void layer_backward(int i, Tensor dx, Tensor dy, const LayerActs& a);
+
+  const Model& m_;
+  const LoraParams& lora_;
+  bool checkpointing_;
+  bool dropout_ = false;  // LoRA dropout configured (arena holds xdrop buffers)
+  std::unique_ptr<ActivationArena> acts_;
+  std::unique_ptr<Grads> g_;
+  int64_t B_ = 0, T_ = 0;
+  bool training_ = false;
+  uint64_t seed_ = 0;
+  bool have_forward_ = false;
+  std::vector<int32_t> host_targets_;  // (N) of the last forward
+};
+
+// The shifted targets of a right-padded batch: targets[b·T + t] = labels[b·T + t + 1] for
+// t < T − 1, −100 at t = T − 1 (as transformers' ForCausalLMLoss shifts labels).
+std::vector<int32_t> shift_labels(const std::vector<int32_t>& labels, int64_t B, int64_t T);
+
+}  // namespace lorafit

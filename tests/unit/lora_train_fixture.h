@@ -1,0 +1,91 @@
+// Reads a training golden case (tests/fixtures/train/<case>/, written by
+// tools/golden/make_train_fixtures.py from transformers 4.46.3 + PEFT 0.13.2): case.json and
+// tensors.safetensors (ids.K / labels.K I64 per micro-batch, init./gradcheck_B./
+// gradcheck_grad./grad1./final. + PEFT key). Shared by test_model_backward*.cpp and
+// test_train_*.cpp.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/safetensors.h"
+#include "lora/lora_params.h"
+#include "train/train_step.h"
+#include "util/file.h"
+
+namespace lorafit::testing {
+
+struct TrainCase {
+  std::string name;
+  nlohmann::json doc;
+  std::unique_ptr<SafetensorsFile> st;
+  fs::path model_dir;
+
+  explicit TrainCase(const std::string& case_name) : name(case_name) {
+    const fs::path dir = fs::path(LORAFIT_FIXTURES) / "train" / case_name;
+    doc = nlohmann::json::parse(read_file(dir / "case.json"));
+    st = std::make_unique<SafetensorsFile>(dir / "tensors.safetensors");
+    const std::string md = doc["model_dir"].get<std::string>();
+    model_dir = md == "data:stories260K" ? fs::path(LORAFIT_TEST_DATA) / "stories260K" : fs::path(LORAFIT_FIXTURES) / md;
+  }
+
+  LoraConfig lora_config() const {
+    LoraConfig c;
+    const auto& l = doc["lora"];
+    c.r = l["r"].get<int>();
+    c.alpha = l["alpha"].get<double>();
+    c.dropout = l["dropout"].get<double>();
+    c.use_rslora = l["use_rslora"].get<bool>();
+    c.target.kind = LoraTarget::Kind::Names;
+    c.target.names = l["target_modules"].get<std::vector<std::string>>();
+    return c;
+  }
+
+  const TensorInfo& tensor(const std::string& key) const {
+    const TensorInfo* t = st->find(key);
+    if (!t) throw Error("fixture {}: no tensor {}", name, key);
+    return *t;
+  }
+
+  // Tensors "prefix.<PEFT key>" as the LoRA table's lookup.
+  void load_lora(LoraParams& p, const std::string& prefix) const {
+    load_lora_tensors(p, [&](const std::string& k) { return st->find(prefix + "." + k); }, name + ":" + prefix);
+  }
+  // A with init., B with gradcheck_B. (the gradient-check point: B ≠ 0 so dA ≠ 0)
+  void load_gradcheck_point(LoraParams& p) const {
+    load_lora_tensors(
+        p,
+        [&](const std::string& k) {
+          return st->find((k.find(".lora_B.") != std::string::npos ? "gradcheck_B." : "init.") + k);
+        },
+        name + ":gradcheck");
+  }
+
+  std::vector<float> floats(const std::string& key) const {
+    const TensorInfo& t = tensor(key);
+    std::vector<float> v(t.nbytes / dtype_size(t.dtype));
+    convert_to_f32(v.data(), t.data, t.dtype, v.size());
+    return v;
+  }
+
+  MicroBatch micro_batch(int k) const {
+    const TensorInfo& ids = tensor("ids." + std::to_string(k));
+    const TensorInfo& labels = tensor("labels." + std::to_string(k));
+    MicroBatch mb;
+    mb.B = ids.shape[0];
+    mb.T = ids.shape[1];
+    const auto* pi = reinterpret_cast<const int64_t*>(ids.data);
+    const auto* pl = reinterpret_cast<const int64_t*>(labels.data);
+    for (int64_t i = 0; i < mb.B * mb.T; ++i) {
+      mb.ids.push_back(static_cast<int32_t>(pi[i]));
+      mb.labels.push_back(static_cast<int32_t>(pl[i]));
+    }
+    return mb;
+  }
+  int num_micro_batches() const { return doc["data"]["num_micro_batches"].get<int>(); }
+};
+
+
+}  // namespace lorafit::testing
