@@ -32,6 +32,9 @@ class CpuBackend final : public Backend {
   void dropout(Tensor out, Tensor x, float p, uint64_t seed) override;
   void lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, Tensor targets) override;
 
+  void kv_cache_write(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, int64_t p0) override;
+  void attention_decode(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, int64_t p0) override;
+
   void rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor w, Tensor rstd) override;
   void bias_grad(Tensor dbias, Tensor dout) override;
   void rope_backward(Tensor dx, Tensor pos, float theta) override;
