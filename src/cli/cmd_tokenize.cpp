@@ -2,6 +2,7 @@
 //   lorafit tokenize --tokenizer DIR --file F --json     -> [1,2,3]   (scripts rely on this form)
 //   lorafit tokenize --tokenizer DIR --text "..." [--pieces]
 //   lorafit tokenize --tokenizer DIR --count data.jsonl  -> records, total, min/mean/p50/p95/max
+//   lorafit tokenize --tokenizer DIR --chat messages.json [--add-generation-prompt] [--json]
 // Ids never include BOS/EOS unless --add-special-tokens (the post-processor's template).
 #include <nlohmann/json.hpp>
 
@@ -13,7 +14,9 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_config.h"
 #include "util/error.h"
 
 namespace lorafit::cli {
@@ -24,8 +27,9 @@ using json = nlohmann::json;
 
 struct TokenizeOptions {
   std::string tokenizer, file, text, count, chat;
-  bool json = false, pieces = false, no_parse_special = false, add_special = false;
+  bool json = false, pieces = false, no_parse_special = false, add_special = false, add_generation_prompt = false;
   int threads = 0;
+  std::vector<std::string> template_vars;
 };
 
 std::string ids_json(const std::vector<int32_t>& ids) {
@@ -89,12 +93,34 @@ void run_tokenize(const TokenizeOptions& o) {
   if (sources != 1) throw Error("tokenize: give exactly one of --file, --text, --count or --chat");
   const Tokenizer tok = Tokenizer::load(o.tokenizer);
   if (!o.count.empty()) return run_count(tok, o);
+  std::string text;
   if (!o.chat.empty()) {
-    // Placeholder for the chat renderer (tokenizer_config.json's template): render the
-    // messages of --chat to text here, then fall through to the encoding below.
-    throw Error("tokenize --chat: not available yet");
+    // Render the messages through the folder's own chat template (tokenizer_config.json),
+    // then tokenize the rendered text like --file does.
+    nlohmann::ordered_json doc;
+    try {
+      doc = nlohmann::ordered_json::parse(read_file(o.chat));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("{}: not valid JSON ({}); expected a messages array [{{\"role\", \"content\"}}, ...]", o.chat, e.what());
+    }
+    if (doc.is_object() && doc.contains("messages")) doc = doc["messages"];
+    if (!doc.is_array()) throw Error("{}: expected a JSON array of messages or an object with \"messages\"", o.chat);
+    const ChatTemplate tmpl = ChatTemplate::from_config(TokenizerConfig::load(o.tokenizer));
+    ChatOptions opts;
+    opts.add_generation_prompt = o.add_generation_prompt;
+    for (const std::string& kv : o.template_vars) {  // KEY=VALUE, VALUE as JSON when it parses
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw Error("--template-var '{}': expected KEY=VALUE, e.g. enable_thinking=false", kv);
+      const std::string value = kv.substr(eq + 1);
+      nlohmann::ordered_json v = nlohmann::ordered_json::parse(value, nullptr, false);
+      opts.extra[kv.substr(0, eq)] = v.is_discarded() ? nlohmann::ordered_json(value) : v;
+    }
+    text = tmpl.render(doc, opts);
+    if (!o.json && !o.pieces) std::printf("%s\n----\n", text.c_str());
+  } else {
+    text = !o.file.empty() ? read_file(o.file) : o.text;
   }
-  const std::string text = !o.file.empty() ? read_file(o.file) : o.text;
   std::vector<int32_t> ids = tok.encode(text, !o.no_parse_special);
   if (o.add_special) ids = tok.post_process(std::move(ids));
   if (o.pieces) {
@@ -125,6 +151,8 @@ void setup(CLI::App& sub) {
   sub.add_option("--text", o->text, "tokenize this text");
   sub.add_option("--count", o->count, "token statistics of a JSONL dataset (input+output, else every string field)");
   sub.add_option("--chat", o->chat, "render a chat (messages JSON) with the chat template, then tokenize");
+  sub.add_option("--template-var", o->template_vars, "with --chat: KEY=VALUE passed to the template (e.g. enable_thinking=false)");
+  sub.add_flag("--add-generation-prompt", o->add_generation_prompt, "with --chat: end with the assistant header");
   sub.add_flag("--json", o->json, "print ids as a JSON array [1,2,3] (with --count: a JSON object)");
   sub.add_flag("--pieces", o->pieces, "print each token's id and piece");
   sub.add_flag("--no-parse-special", o->no_parse_special, "treat special tokens written in the text as plain text");

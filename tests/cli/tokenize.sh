@@ -26,6 +26,34 @@ out=$("$LF" tokenize --tokenizer "$ROOT/tests/data/qwen-tokenizer/qwen2.5" --cou
 echo "$out" | grep -q '"records":2863' || fail "--count printed '$out'"
 echo "$out" | grep -q '"total_tokens":372245' || fail "--count total: '$out'"
 
+# --chat: every golden Qwen2.5/Qwen3 chat rendering (transformers.js, see
+# tests/data/tokenizer-golden/README.md) gives the same ids through the folder's own template.
+python3 - "$ROOT" "$TMP" <<'PY' || fail "could not write chat cases"
+import json, sys
+root, tmp = sys.argv[1], sys.argv[2]
+d = json.load(open(f"{root}/tests/data/tokenizer-golden/qwen_golden_ids.json", encoding="utf-8"))
+with open(f"{tmp}/chat_cases.txt", "w") as idx:
+    for fam, folder in (("qwen2_5", "qwen2.5"), ("qwen3", "qwen3")):
+        for k, case in enumerate(d["chat_template"][fam]):
+            name = f"{tmp}/chat_{fam}_{k}.json"
+            json.dump(case["messages"], open(name, "w", encoding="utf-8"), ensure_ascii=False)
+            ids = "[" + ",".join(map(str, case["ids"])) + "]"
+            var = "enable_thinking=" + str(case["enable_thinking"]).lower() if "enable_thinking" in case else "-"
+            idx.write(f"{folder} {name} {int(case['add_generation_prompt'])} {var} {ids}\n")
+PY
+n=0
+while read -r folder file gen var ids; do
+  flag=""; [ "$gen" = 1 ] && flag="--add-generation-prompt"
+  [ "$var" != "-" ] && flag="$flag --template-var $var"
+  out=$("$LF" tokenize --tokenizer "$ROOT/tests/data/qwen-tokenizer/$folder" --chat "$file" $flag --json) || fail "--chat $file exit $?"
+  [ "$out" = "$ids" ] || fail "--chat $file printed '$out', expected '$ids'"
+  n=$((n + 1))
+done < "$TMP/chat_cases.txt"
+[ "$n" -eq 5 ] || fail "expected 5 chat cases, ran $n"
+echo '[]' > "$TMP/empty.json"
+err=$("$LF" tokenize --tokenizer "$ROOT/tests/data/qwen-tokenizer/qwen2.5" --chat "$TMP/empty.json" 2>&1) && fail "empty chat exited 0"
+echo "$err" | grep -q "no messages to render" || fail "empty chat error: $err"
+
 err=$("$LF" tokenize --tokenizer "$TMP/nothing" --text x 2>&1) && fail "missing tokenizer exited 0"
 echo "$err" | grep -q "nothing" || fail "error does not name the path: $err"
 echo PASS
