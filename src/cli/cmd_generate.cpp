@@ -1,0 +1,120 @@
+// lorafit generate: one generation for scripts.
+//   lorafit generate --model DIR --prompt "..." [--raw] [--system TEXT] [--json]
+//   lorafit generate --model DIR --messages chat.json        ([{"role": ..., "content": ...}, ...])
+//   lorafit generate --model DIR --input_ids 1,2,3 --max_new_tokens 20 --do_sample false --json
+// --json prints exactly {"output_ids": [...], "text": "..."}: the generated ids only (the eos
+// id that ended it included, as transformers' generate returns it) and their text with
+// special tokens skipped. Without --json the text streams to stdout as it is decoded.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/gen_flags.h"
+#include "util/signals.h"
+
+namespace lorafit::cli {
+
+namespace {
+
+struct GenerateOptions {
+  GenFlags f;
+  std::string prompt, messages, input_ids;
+  bool json = false;
+};
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t start = 0;
+  for (int item = 1;; ++item) {
+    const size_t end = text.find(',', start);
+    const std::string tok = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (tok.empty() || used != tok.size() || v < INT32_MIN || v > INT32_MAX)
+      throw Error("--input_ids: item {} (\"{}\") is not an integer token id; expected comma-separated ids such as 1,2,3",
+                  item, tok);
+    ids.push_back(static_cast<int32_t>(v));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return ids;
+}
+
+void run_generate(GenerateOptions& o) {
+  const int given = !o.prompt.empty() + !o.messages.empty() + !o.input_ids.empty();
+  if (given != 1)
+    throw Error("generate: give the input with exactly one of --prompt TEXT, --messages FILE or --input_ids 1,2,3");
+  if (!o.input_ids.empty()) o.f.inf.raw = true;  // ids need no template
+  Inference inf(o.f.inf);
+  const GenerateSettings s = resolve_settings(inf, o.f);
+
+  std::vector<int32_t> prompt;
+  if (!o.input_ids.empty()) {
+    prompt = parse_ids(o.input_ids);
+  } else if (!o.prompt.empty()) {
+    prompt = inf.encode_prompt(o.prompt, o.f.system);
+  } else {
+    nlohmann::ordered_json m;
+    try {
+      m = nlohmann::ordered_json::parse(read_file(o.messages));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("--messages {}: not valid JSON ({})", o.messages, e.what());
+    }
+    prompt = inf.encode_messages(m, "--messages " + o.messages);
+  }
+  const int64_t ctx = context_length(inf.model().config());
+  if (static_cast<int64_t>(prompt.size()) >= ctx)
+    throw Error("the prompt has {} tokens, but the model's context is {} (max_position_embeddings in config.json); "
+                "shorten the prompt",
+                prompt.size(), ctx);
+  const int64_t capacity = std::min<int64_t>(ctx, static_cast<int64_t>(prompt.size()) + s.max_new_tokens);
+  Generator gen(inf.model(), capacity, inf.default_adapter());
+
+  const Tokenizer* tok = inf.tokenizer();  // null: a folder without tokenizer.json (--input_ids)
+  std::unique_ptr<StreamDecoder> dec;
+  InterruptScope ctrl_c;
+  const GenerateResult r = gen.generate(prompt, s, [&](int32_t id) {
+    if (!o.json && tok) {
+      if (!dec) dec = std::make_unique<StreamDecoder>(*tok, true);
+      const std::string piece = dec->push(id);
+      std::fputs(piece.c_str(), stdout);
+      std::fflush(stdout);
+    }
+    return !interrupt_requested();
+  });
+  if (!o.json) {
+    if (dec) std::fputs(dec->flush().c_str(), stdout);
+    if (!tok)  // no tokenizer: the ids are all there is
+      for (size_t i = 0; i < r.ids.size(); ++i) std::printf("%s%d", i ? "," : "", r.ids[i]);
+    std::printf("\n");
+    return;
+  }
+  std::string out = "{\"output_ids\": [";
+  for (size_t i = 0; i < r.ids.size(); ++i) out += fmt::format("{}{}", i ? ", " : "", r.ids[i]);
+  const std::string text = tok ? tok->decode(r.ids, /*skip_special=*/true) : "";
+  out += "], \"text\": " + nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "}";
+  std::printf("%s\n", out.c_str());
+}
+
+void setup(CLI::App& sub) {
+  auto o = std::make_shared<GenerateOptions>();
+  add_gen_flags(sub, o->f);
+  sub.add_option("--prompt", o->prompt, "user message, rendered through the chat template (unless --raw)");
+  sub.add_option("--messages", o->messages, "JSON file with a list of {\"role\", \"content\"} messages");
+  sub.add_option("--input_ids", o->input_ids, "comma-separated prompt token ids, e.g. 1,2,3 (no template)");
+  sub.add_flag("--json", o->json, "print {\"output_ids\": [...], \"text\": \"...\"} (the generated part only)");
+  sub.callback([o] { run_generate(*o); });
+}
+
+const bool registered = register_command("generate", "generate a continuation or an answer (for scripts)", setup);
+
+}  // namespace
+
+}  // namespace lorafit::cli

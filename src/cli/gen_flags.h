@@ -1,0 +1,61 @@
+// Flags shared by `lorafit generate` and `lorafit chat`: model/adapters and the decoding
+// settings, which override the defaults of the model's generation_config.json.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "generate/inference.h"
+#include "util/error.h"
+
+namespace lorafit::cli {
+
+struct GenFlags {
+  InferenceOptions inf;
+  std::optional<std::string> do_sample;  // "true"/"false"
+  std::optional<double> temperature, top_p, min_p, repetition_penalty;
+  std::optional<int> top_k, max_new_tokens;
+  uint64_t seed = 0;
+  std::optional<std::string> system;
+};
+
+inline void add_gen_flags(CLI::App& sub, GenFlags& f) {
+  sub.add_option("--model", f.inf.model, "Hugging Face model folder (default: the adapter's base model)");
+  sub.add_option("--adapter", f.inf.adapters, "PEFT adapter folder (repeat for several; chat switches with /adapter)");
+  sub.add_flag("--merge", f.inf.merge, "merge the adapter into the weights at load (one adapter)");
+  sub.add_flag("--raw", f.inf.raw, "no chat template: the text goes to the model as it is");
+  sub.add_option("--device", f.inf.device, "cpu or cuda")->capture_default_str();
+  sub.add_option("--system", f.system, "system prompt");
+  sub.add_option("--do_sample", f.do_sample, "true: sample; false: greedy (default: generation_config.json)");
+  sub.add_option("--temperature", f.temperature, "sampling temperature");
+  sub.add_option("--top_k", f.top_k, "keep the k most likely tokens (0: off)");
+  sub.add_option("--top_p", f.top_p, "nucleus sampling threshold (1: off)");
+  sub.add_option("--min_p", f.min_p, "drop tokens below min_p × the top probability");
+  sub.add_option("--repetition_penalty", f.repetition_penalty, "penalty for tokens already present (1: off)");
+  sub.add_option("--max_new_tokens", f.max_new_tokens, "most tokens to generate (default: generation_config.json, "
+                                                       "else 256)");
+  sub.add_option("--seed", f.seed, "random seed of sampling")->capture_default_str();
+}
+
+inline GenerateSettings resolve_settings(const Inference& inf, const GenFlags& f) {
+  GenerateSettings s = inf.defaults();
+  if (f.do_sample) {
+    if (*f.do_sample == "true" || *f.do_sample == "1") s.sampling.do_sample = true;
+    else if (*f.do_sample == "false" || *f.do_sample == "0") s.sampling.do_sample = false;
+    else throw Error("--do_sample: \"{}\" is not true or false", *f.do_sample);
+  }
+  if (f.temperature) s.sampling.temperature = *f.temperature;
+  if (f.top_k) s.sampling.top_k = *f.top_k;
+  if (f.top_p) s.sampling.top_p = *f.top_p;
+  if (f.min_p) s.sampling.min_p = *f.min_p;
+  if (f.repetition_penalty) s.sampling.repetition_penalty = *f.repetition_penalty;
+  if (f.max_new_tokens) s.max_new_tokens = *f.max_new_tokens;
+  if (s.max_new_tokens < 1) throw Error("--max_new_tokens {}: must be at least 1", s.max_new_tokens);
+  validate_sampling_params(s.sampling, "decoding settings (generation_config.json and flags)");
+  s.seed = f.seed;
+  return s;
+}
+
+}  // namespace lorafit::cli

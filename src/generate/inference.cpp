@@ -1,0 +1,162 @@
+#include "generate/inference.h"
+
+#include <algorithm>
+
+#include "formats/generation_config.h"
+#include "tokenizer/tokenizer_config.h"
+#include "util/error.h"
+#include "util/signals.h"
+
+namespace lorafit {
+
+namespace {
+
+void add_unique(std::vector<int32_t>& v, int32_t id) {
+  if (std::find(v.begin(), v.end(), id) == v.end()) v.push_back(id);
+}
+
+}  // namespace
+
+Inference::Inference(const InferenceOptions& o) {
+  if (o.model.empty() && o.adapters.empty())
+    throw Error("give the model with --model DIR, or an adapter folder with --adapter DIR (it records its base model)");
+  if (o.merge && o.adapters.size() != 1)
+    throw Error("--merge merges exactly one adapter into the weights; {} given", o.adapters.size());
+  const fs::path dir = o.model.empty() ? resolve_base_model(o.adapters[0]) : fs::path(o.model);
+  be_ = make_backend(o.device);
+  model_ = std::make_unique<Model>(*be_, dir);
+  for (const auto& a : o.adapters) {
+    std::string name = fs::path(a).lexically_normal().filename().string();
+    if (name.empty()) name = fs::path(a).lexically_normal().parent_path().filename().string();
+    for (const auto& [n, p] : adapters_)
+      if (n == name) name = fmt::format("{}-{}", name, adapters_.size() + 1);  // two folders with one name
+    adapters_.emplace_back(name, load_adapter(*be_, model_->config(), a));
+  }
+  if (o.merge) merge_adapter_into(*model_, *adapters_[0].second, merged_);
+
+  // The tokenizer the adapter was trained with, else the base model's.
+  fs::path tok_dir = dir;
+  for (const auto& a : o.adapters)
+    if (fs::exists(fs::path(a) / "tokenizer.json")) {
+      tok_dir = a;
+      break;
+    }
+  if (fs::exists(tok_dir / "tokenizer.json")) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(tok_dir));
+  std::optional<TokenizerConfig> tc;
+  if (fs::exists(tok_dir / "tokenizer_config.json")) tc = TokenizerConfig::load(tok_dir);
+
+  // Decoding defaults: generation_config.json, as transformers' generate reads them.
+  GenerationConfig gc;
+  if (fs::exists(dir / "generation_config.json")) gc = load_generation_config(dir / "generation_config.json");
+  defaults_.sampling = sampling_params_from(gc);
+  defaults_.max_new_tokens = gc.max_new_tokens.value_or(256);
+  for (int32_t id : gc.eos_token_ids) add_unique(defaults_.eos_ids, id);
+  if (tok_ && tc && tc->eos_token)
+    if (auto id = tok_->token_to_id(*tc->eos_token)) add_unique(defaults_.eos_ids, *id);
+  for (int id : model_->config().eos_token_ids) add_unique(defaults_.eos_ids, id);
+
+  if (tc && tc->add_bos_token && tc->bos_token && tok_) {
+    bos_id_ = tok_->token_to_id(*tc->bos_token);
+    add_bos_ = bos_id_.has_value();
+  }
+  if (!o.raw) {
+    if (!tok_)
+      throw Error("{}: no tokenizer.json, so text cannot be encoded; give token ids with --input_ids", dir.string());
+    if (!tc || tc->chat_templates.empty())
+      throw Error("{}: tokenizer_config.json has no chat_template, so a conversation cannot be rendered; use --raw "
+                  "to give the model the text as it is",
+                  tok_dir.string());
+    template_ = std::make_unique<ChatTemplate>(ChatTemplate::from_config(*tc));
+  }
+}
+
+Inference::~Inference() = default;
+
+std::vector<int32_t> Inference::encode_prompt(const std::string& text, const std::optional<std::string>& system) const {
+  nlohmann::ordered_json m = nlohmann::ordered_json::array();
+  if (system) m.push_back({{"role", "system"}, {"content", *system}});
+  m.push_back({{"role", "user"}, {"content", text}});
+  return encode_messages(m, "--prompt");
+}
+
+std::vector<int32_t> Inference::encode_messages(const nlohmann::ordered_json& messages, const std::string& what) const {
+  if (!messages.is_array()) throw Error("{}: expected a JSON list of {{\"role\", \"content\"}} messages", what);
+  if (messages.empty()) throw Error("{}: the message list is empty; give at least one user message", what);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+        !m["content"].is_string())
+      throw Error("{}: message {} is not an object with string \"role\" and \"content\"", what, i + 1);
+    const std::string role = m["role"];
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool")
+      throw Error("{}: message {} has the unknown role \"{}\"; expected system, user, assistant or tool", what, i + 1,
+                  role);
+  }
+  if (!tok_) throw Error("{}: the model folder has no tokenizer.json; give token ids with --input_ids", what);
+  std::vector<int32_t> ids;
+  if (!template_) {  // raw: the texts one after another
+    if (add_bos_) ids.push_back(*bos_id_);
+    std::string text;
+    for (const auto& m : messages) text += m["content"].get<std::string>();
+    const std::vector<int32_t> body = tok_->encode(text);
+    ids.insert(ids.end(), body.begin(), body.end());
+    return ids;
+  }
+  ChatOptions co;
+  co.add_generation_prompt = true;
+  return tok_->encode(template_->render(messages, co));  // the template writes any BOS itself
+}
+
+std::vector<std::string> Inference::adapter_names() const {
+  std::vector<std::string> n;
+  if (merged_.buffers.empty())
+    for (const auto& a : adapters_) n.push_back(a.first);
+  return n;
+}
+
+const LoraParams* Inference::adapter(const std::string& name) const {
+  if (name == "base") return nullptr;
+  if (merged_.buffers.empty())
+    for (const auto& a : adapters_)
+      if (a.first == name) return a.second.get();
+  std::string known = "base";
+  for (const auto& n : adapter_names()) known = fmt::format("{}, {}", known, n);
+  throw Error("unknown adapter \"{}\"; loaded: {}", name, known);
+}
+
+const LoraParams* Inference::default_adapter() const {
+  return merged_.buffers.empty() && !adapters_.empty() ? adapters_[0].second.get() : nullptr;
+}
+
+InferenceChat::InferenceChat(Inference& inf, const GenerateSettings& settings, int64_t capacity)
+    : inf_(inf), settings_(settings), gen_(inf.model(), capacity, inf.default_adapter()) {
+  const auto names = inf.adapter_names();
+  current_ = inf.default_adapter() ? names.front() : "base";
+}
+
+void InferenceChat::use_adapter(const std::string& name) {
+  gen_.set_lora(inf_.adapter(name));
+  current_ = name;
+}
+
+std::string InferenceChat::reply(const nlohmann::ordered_json& messages,
+                                 const std::function<void(std::string_view)>& emit) {
+  const std::vector<int32_t> prompt = inf_.encode_messages(messages, "the conversation");
+  StreamDecoder dec(*inf_.tokenizer(), /*skip_special=*/true);  // encode_messages checked it exists
+  std::string answer;
+  GenerateSettings s = settings_;
+  s.seed = settings_.seed + static_cast<uint64_t>(turn_++);
+  InterruptScope ctrl_c;  // Ctrl-C now stops this answer only
+  gen_.generate(prompt, s, [&](int32_t id) {
+    const std::string piece = dec.push(id);
+    answer += piece;
+    if (!piece.empty()) emit(piece);
+    return !interrupt_requested();
+  });
+  const std::string rest = dec.flush();
+  answer += rest;
+  if (!rest.empty()) emit(rest);
+  return answer;
+}
+
+}  // namespace lorafit

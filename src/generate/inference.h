@@ -1,0 +1,82 @@
+// Everything `lorafit generate` and `lorafit chat` load: the model (the --model folder, or the
+// base recorded by the first adapter), its adapters (unmerged, or the first merged at load),
+// the tokenizer and chat template (the adapter folder's when it has them: what it was trained
+// with), and the decoding defaults of generation_config.json.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "generate/adapter.h"
+#include "generate/chat_loop.h"
+#include "generate/generate.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace lorafit {
+
+struct InferenceOptions {
+  std::string model;                  // "" : the first adapter's base_model_name_or_path
+  std::vector<std::string> adapters;  // PEFT adapter folders
+  bool merge = false;                 // merge the (single) adapter into the weights at load
+  bool raw = false;                   // no chat template: text goes to the model as it is
+  std::string device = "cpu";
+};
+
+class Inference {
+ public:
+  explicit Inference(const InferenceOptions& opts);
+  ~Inference();
+
+  Model& model() { return *model_; }
+  const Tokenizer* tokenizer() const { return tok_.get(); }  // null without tokenizer.json
+  // Sampling defaults and eos ids: generation_config.json (eos ids also from tokenizer_config's
+  // eos_token and config.json), max_new_tokens from there or 256.
+  const GenerateSettings& defaults() const { return defaults_; }
+
+  // --prompt: rendered as one user turn through the chat template (unless raw).
+  std::vector<int32_t> encode_prompt(const std::string& text, const std::optional<std::string>& system) const;
+  // A conversation [{role, content}, ...]: checked (non-empty list, known roles, string
+  // content), rendered with the generation prompt (or, raw, the contents concatenated).
+  // `what` names the source in messages (e.g. the --messages file).
+  std::vector<int32_t> encode_messages(const nlohmann::ordered_json& messages, const std::string& what) const;
+
+  // Adapters by name (the folder name); null for "base".
+  std::vector<std::string> adapter_names() const;
+  const LoraParams* adapter(const std::string& name) const;  // throws Error for an unknown name
+  const LoraParams* default_adapter() const;                 // the first unmerged adapter or null
+
+ private:
+  std::unique_ptr<Backend> be_;
+  std::unique_ptr<Model> model_;
+  std::vector<std::pair<std::string, std::unique_ptr<LoraParams>>> adapters_;
+  MergedWeights merged_;
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<ChatTemplate> template_;  // null when raw
+  bool add_bos_ = false;
+  std::optional<int32_t> bos_id_;
+  GenerateSettings defaults_;
+};
+
+// The chat loop's model side: renders the conversation, generates with a KV cache that keeps
+// the shared prefix between turns, streams whole characters, stops on Ctrl-C.
+class InferenceChat final : public ChatModel {
+ public:
+  InferenceChat(Inference& inf, const GenerateSettings& settings, int64_t capacity);
+  std::string reply(const nlohmann::ordered_json& messages, const std::function<void(std::string_view)>& emit) override;
+  std::vector<std::string> adapter_names() const override { return inf_.adapter_names(); }
+  std::string current_adapter() const override { return current_; }
+  void use_adapter(const std::string& name) override;
+
+ private:
+  Inference& inf_;
+  GenerateSettings settings_;
+  Generator gen_;
+  std::string current_;
+  int turn_ = 0;  // varies the seed per answer so sampled answers differ but stay reproducible
+};
+
+}  // namespace lorafit

@@ -1,0 +1,34 @@
+#include "model/kv_cache.h"
+
+#include "util/error.h"
+
+namespace lorafit {
+
+KvCache::KvCache(Backend& be, const ModelConfig& cfg, int64_t B, int64_t capacity)
+    : be_(be), B_(B), S_(capacity), Hkv_(cfg.num_kv_heads), D_(cfg.head_dim), L_(cfg.num_layers) {
+  LF_CHECK(B > 0 && capacity > 0, "KV cache B={} capacity={}", B, capacity);
+  const size_t n = static_cast<size_t>(L_) * 2 * static_cast<size_t>(B_ * S_ * Hkv_ * D_);
+  buf_ = static_cast<float*>(be.alloc(n * sizeof(float)));
+}
+
+KvCache::~KvCache() { be_.free(buf_); }
+
+void KvCache::truncate(int64_t n) {
+  LF_CHECK(n >= 0 && n <= len_, "KV cache truncate to {} of {}", n, len_);
+  len_ = n;
+}
+
+void KvCache::advance(int64_t n) {
+  LF_CHECK(n >= 0 && len_ + n <= S_, "KV cache advance {} + {} beyond {}", len_, n, S_);
+  len_ += n;
+}
+
+KvLayer KvCache::layer(int i) const {
+  LF_CHECK(i >= 0 && i < L_, "KV cache layer {} of {}", i, L_);
+  const int64_t per = B_ * S_ * Hkv_ * D_;  // floats of one k or v
+  float* k = buf_ + static_cast<int64_t>(i) * 2 * per;
+  const Device dev = be_.device();
+  return {Tensor(k, DType::F32, {B_, S_, Hkv_, D_}, dev), Tensor(k + per, DType::F32, {B_, S_, Hkv_, D_}, dev), len_};
+}
+
+}  // namespace lorafit

@@ -1,0 +1,165 @@
+// Adapters at inference against PEFT itself (tests/fixtures/adapter, written by
+// tools/golden/make_adapter_fixtures.py: PEFT's get_peft_model + save_pretrained, non-zero B,
+// and the logits transformers + PEFT gives for fixed ids), merged at load and exported merged.
+//
+// Tolerances, norm-wise ‖ours − ref‖₂ ≤ bound·‖ref‖₂ (derivation as in test_model_forward.cpp):
+// both sides compute in fp32; a layer's reductions cost at most
+//   e_layer = (3C + D + T + H·D + C + F + 16 + 7(r + max(C, F) + 2))·eps32
+// (the last term: the LoRA branch x·Aᵀ then ·Bᵀ of up to 7 projections), carried with gain one
+// through the residual; final norm and lm head add 2(C + 2)·eps32; two implementations: ×2.
+// Merged vs unmerged: the merged weight is rounded once to the base dtype. For a bf16 base each
+// element moves by ≤ 2^-9 relative, ≤ 2^-9·‖|W||x|‖ per adapted linear; with up to 7 adapted
+// linears per layer, and (as in test_model_forward) a factor 2 for gains ≈ 1:
+//   bound_bf16 = 2·7·L·2^-9.  For an f32 base the merged sum rounds in fp32: e_layer again.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "backend/backend.h"
+#include "backend_parity.h"
+#include "formats/safetensors.h"
+#include "generate/adapter.h"
+
+namespace lorafit {
+namespace {
+
+fs::path adapter_fixtures() { return fs::path(LORAFIT_FIXTURES) / "adapter"; }
+
+struct Case {
+  std::string name;
+  std::vector<int32_t> ids;
+  std::vector<float> peft_logits, base_logits;  // (T, V)
+};
+
+Case load_case(const std::string& name) {
+  const SafetensorsFile f(adapter_fixtures() / (name + ".logits.safetensors"));
+  Case c{name, {}, {}, {}};
+  const TensorInfo* ids = f.find("input_ids");
+  for (size_t i = 0; i < ids->nbytes / 8; ++i) {
+    int64_t v;
+    std::memcpy(&v, ids->data + 8 * i, 8);
+    c.ids.push_back(static_cast<int32_t>(v));
+  }
+  for (auto [key, dst] : {std::pair{"logits", &c.peft_logits}, std::pair{"base_logits", &c.base_logits}}) {
+    const TensorInfo* t = f.find(key);
+    dst->resize(t->nbytes / 4);
+    std::memcpy(dst->data(), t->data, t->nbytes);
+  }
+  return c;
+}
+
+std::vector<float> logits(const Model& m, const std::vector<int32_t>& ids, const LoraParams* lora) {
+  Backend& be = m.backend();
+  const auto T = static_cast<int64_t>(ids.size());
+  const int64_t V = m.config().vocab_size;
+  ActivationArena acts(be, m.config(), 1, T, 1, lora);
+  acts.set_tokens(ids);
+  m.forward(acts, lora);
+  std::vector<float> host(static_cast<size_t>(T * V));
+  void* buf = be.alloc(host.size() * 4);
+  m.logits(Tensor(buf, DType::F32, {T, V}, be.device()), acts.hidden());
+  be.download(host.data(), buf, host.size() * 4);
+  be.free(buf);
+  return host;
+}
+
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    num += d * d;
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+double fp32_bound(const ModelConfig& c, int64_t T, int r) {
+  const int64_t wide = std::max(c.hidden_size, c.intermediate_size);
+  const double e_layer = static_cast<double>(3 * c.hidden_size + c.head_dim + T + c.num_heads * c.head_dim +
+                                             c.hidden_size + c.intermediate_size + 16 + 7 * (r + wide + 2)) *
+                         testing::kEps32;
+  return 2 * (c.num_layers * e_layer + 2 * (c.hidden_size + 2) * testing::kEps32);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+class AdapterCase : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(AdapterCase, UnmergedMergedAndExportedMatchPeft) {
+  const Case c = load_case(GetParam());
+  const fs::path adir = adapter_fixtures() / c.name;
+  const fs::path base = resolve_base_model(adir);
+  auto be = make_backend("cpu");
+  Model m(*be, base);
+  const auto lora = load_adapter(*be, m.config(), adir);
+  const auto T = static_cast<int64_t>(c.ids.size());
+  const double bound = fp32_bound(m.config(), T, lora->config().r);
+
+  // Base and unmerged adapter against transformers / transformers + PEFT.
+  EXPECT_LE(rel_l2(logits(m, c.ids, nullptr), c.base_logits), bound);
+  const std::vector<float> unmerged = logits(m, c.ids, lora.get());
+  EXPECT_LE(rel_l2(unmerged, c.peft_logits), bound);
+  EXPECT_GT(rel_l2(c.base_logits, c.peft_logits), 100 * bound) << "the adapter must change the logits";
+
+  // Exported merged folder (sharded: every tensor is larger than 1 byte, so one per shard).
+  const fs::path out = fs::temp_directory_path() / ("lorafit_merge_" + c.name + std::to_string(::getpid()));
+  fs::remove_all(out);
+  MergeExportOptions opts;
+  opts.max_shard_bytes = 1;
+  EXPECT_EQ(export_merged(base, adir, out, opts), static_cast<int>(lora->modules().size()));
+  EXPECT_TRUE(fs::exists(out / "model.safetensors.index.json"));
+  EXPECT_TRUE(fs::exists(out / "config.json"));
+  EXPECT_FALSE(fs::exists(out.string() + ".tmp"));
+  const Model exported(*be, out);
+  const std::vector<float> from_export = logits(exported, c.ids, nullptr);
+  const bool bf16 = m.weights().dtype() == DType::BF16;
+  const double merged_bound = bf16 ? 2.0 * 7 * m.config().num_layers / 512 : bound;
+  EXPECT_LE(rel_l2(from_export, unmerged), merged_bound);
+  if (bf16) {
+    EXPECT_GT(rel_l2(from_export, unmerged), 0.0);  // rounded to bf16: not the fp32 result
+  }
+
+  // Merged at load: the same bytes as the export, so the same logits exactly.
+  MergedWeights store;
+  merge_adapter_into(m, *lora, store);
+  EXPECT_EQ(logits(m, c.ids, nullptr), from_export);
+  EXPECT_NE(error_of([&] { export_merged(base, adir, out); }).find("already exists"), std::string::npos);
+  fs::remove_all(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Peft, AdapterCase, ::testing::Values("qwen2-untied-bf16-all", "stories260K-qv-rslora"));
+
+TEST(AdapterErrors, RefusedByName) {
+  auto be = make_backend("cpu");
+  const fs::path stories = fs::path(LORAFIT_TEST_DATA) / "stories260K";
+  const Model m(*be, stories);
+  const fs::path tmp = fs::temp_directory_path() / ("lorafit_adapter_bad" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp / "noconfig");
+  fs::create_directories(tmp / "noweights");
+  fs::copy_file(adapter_fixtures() / "stories260K-qv-rslora" / "adapter_config.json",
+                tmp / "noweights" / "adapter_config.json");
+  auto load = [&](const fs::path& d) { return error_of([&] { load_adapter(*be, m.config(), d); }); };
+  EXPECT_NE(load(tmp / "nope").find("does not exist"), std::string::npos);
+  EXPECT_NE(load(tmp / "noconfig").find("no adapter_config.json"), std::string::npos);
+  EXPECT_NE(load(tmp / "noweights").find("no adapter_model.safetensors"), std::string::npos);
+  // An adapter trained on another base: stories260K has hidden 64, the bf16 fixture 96.
+  const std::string other = load(adapter_fixtures() / "qwen2-untied-bf16-all");
+  EXPECT_NE(other.find("model.layers.0.self_attn.q_proj.lora_A.weight' has shape [4, 96], expected [4, 64]"),
+            std::string::npos)
+      << other;
+  fs::remove_all(tmp);
+}
+
+}  // namespace
+}  // namespace lorafit
