@@ -1,5 +1,5 @@
 // Encode throughput of the Qwen2.5 tokenizer (bytes/s = input UTF-8 bytes), to set beside
-// HF `tokenizers` on the same texts: bench/tokenizer_baseline.py. Results: docs/perf-tokenizer.md.
+// HF `tokenizers` on the same texts: bench/tokenizer_baseline.py. Results: docs/performance.md.
 //   Chinese: every "input"/"output" string of tests/data/disc-law/disc_law_eval_sft.jsonl.
 //   English: the golden "en" and "code" cases and transformers' integration texts, 200 times.
 //   Batch:   the Chinese set with encode_batch on all cores.

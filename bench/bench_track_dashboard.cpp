@@ -2,7 +2,7 @@
 // eval every 100, 5,000 system rows, 15 samples, TensorBoard events) is written once with
 // RunStore, then the API is timed: the first (cold) parse of metrics.jsonl, warm requests
 // (incremental cache + server-side downsampling to 1,000 points per series) through the
-// reader and over HTTP, the runs table and the page. Results: docs/perf-dashboard.md.
+// reader and over HTTP, the runs table and the page. Results: docs/performance.md.
 //   LORAFIT_BENCH_RUN_DIR=/path keeps the generated run folder there (tools/check_tensorboard.py
 //   reads its event file); otherwise a temporary folder is used and removed.
 #include <benchmark/benchmark.h>

@@ -1,5 +1,5 @@
 """Times the dashboard page in headless Chromium on a 100,000-step run (the page side of
-bench_track_dashboard; results in docs/perf-dashboard.md).
+bench_track_dashboard; results in docs/performance.md).
 
     LORAFIT_BENCH_RUN_DIR=/tmp/longrun build/bench/bench_track_dashboard --benchmark_filter=MetricsWarm
     python3 bench/dashboard_page.py build/lorafit /tmp/longrun

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU LoRA training of a random Qwen2.5-0.5B-shaped model: lorafit vs transformers + PEFT,
 # same shapes (LoRA r 64 all-linear, batch 2 × T, checkpointing on and off), 2 threads each,
-# one process per configuration (peak RSS is per process). Results go to docs/perf-train.md.
+# one process per configuration (peak RSS is per process). Results go to docs/performance.md.
 # Usage: T=384 bash bench/train_vs_peft.sh [BUILD_DIR] [MODEL_DIR]
 #   BUILD_DIR defaults to ./build (needs bench_train_step built); MODEL_DIR to
 #   /tmp/lorafit-bench-qwen2.5-0.5b (created on first run, ~1 GB). PYTHON defaults to /opt/gv/bin/python.
