@@ -1,0 +1,65 @@
+// lorafit train: LoRA fine-tuning of a Hugging Face model folder on a dataset.
+//   lorafit train --model DIR --data FILE.jsonl --output_dir DIR [--key value ...]
+//   lorafit train --config run.yaml [--key value ...]   (flags win over the file)
+// Every key of the settings table (DESIGN.md §8) is usable as a flag; see --help.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/train_common.h"
+#include "generate/generate.h"
+#include "train/train_config.h"
+#include "train/trainer.h"
+#include "util/error.h"
+
+namespace lorafit::cli {
+
+GenerateFn greedy_generate_fn() {
+  return [](const Model& m, const LoraParams* lora, std::span<const int32_t> prompt, const std::vector<int32_t>& eos,
+            int max_new) {
+    const int64_t cap = std::min<int64_t>(context_length(m.config()), static_cast<int64_t>(prompt.size()) + max_new);
+    if (static_cast<int64_t>(prompt.size()) >= cap) return std::vector<int32_t>{};  // no room to answer
+    Generator g(m, cap, lora);
+    GenerateSettings gs;
+    gs.max_new_tokens = static_cast<int>(cap - static_cast<int64_t>(prompt.size()));
+    gs.eos_ids = eos;
+    GenerateResult r = g.generate(prompt, gs);
+    if (r.stop == StopReason::Eos && !r.ids.empty()) r.ids.pop_back();
+    return r.ids;
+  };
+}
+
+std::string settings_help() {
+  std::string s = "Settings (YAML keys and --flags; flags win over --config FILE.yaml):\n";
+  for (const SettingKey& k : setting_keys()) {
+    const TrainSettings d;
+    s += fmt::format("  --{:<30} {} [{}]\n", k.name, k.help, k.get(d));
+  }
+  return s;
+}
+
+namespace {
+
+void setup(CLI::App& sub) {
+  // Settings are parsed by our own table (every key a flag, unknown keys with the closest
+  // name), so CLI11 passes everything through.
+  sub.allow_extras();
+  sub.footer(settings_help());
+  sub.callback([&sub] {
+    const std::vector<std::string> args = sub.remaining();
+    const TrainSettings s = parse_train_args(args);
+    TrainHooks hooks;
+    hooks.generate = greedy_generate_fn();
+    hooks.lorafit_version = LORAFIT_VERSION;
+    run_training(s, hooks);
+  });
+}
+
+const bool registered = register_command("train", "LoRA fine-tuning: --model DIR --data FILE --output_dir DIR", setup);
+
+}  // namespace
+
+}  // namespace lorafit::cli

@@ -1,0 +1,176 @@
+#include "train/checkpoint.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "formats/safetensors.h"
+#include "lora/lora_adapter.h"
+#include "train/render.h"
+#include "util/error.h"
+
+namespace lorafit {
+
+namespace {
+
+// The tokenizer-side files an adapter folder carries so `lorafit chat --adapter` and
+// transformers' AutoTokenizer work from it alone.
+const char* const kTokenizerFiles[] = {"tokenizer.json",          "tokenizer_config.json", "special_tokens_map.json",
+                                       "vocab.json",              "merges.txt",            "tokenizer.model",
+                                       "generation_config.json",  "chat_template.jinja",   "added_tokens.json"};
+
+std::vector<float> download(Backend& be, const Tensor& t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  be.download(v.data(), t.data, t.nbytes());
+  return v;
+}
+
+void write_folder(const fs::path& dir, const LoraParams& lora, const CheckpointInfo& info, const TrainerState* st,
+                  Backend* be) {
+  fs::path tmp = dir;
+  tmp += ".tmp";
+  try {
+    fs::remove_all(tmp);  // a leftover of a run killed while writing
+    fs::create_directories(tmp);
+    save_peft_adapter(tmp, lora, info.base_model_path);
+    for (const char* name : kTokenizerFiles)
+      if (fs::exists(info.model_dir / name)) write_file_atomic(tmp / name, read_file(info.model_dir / name));
+    nlohmann::ordered_json base{{"base_model_name_or_path", info.base_model_path},
+                                {"fingerprint", base_model_fingerprint(info.model_dir)},
+                                {"fingerprint_method", "fnv1a64(config.json + safetensors headers)"}};
+    write_file_atomic(tmp / "lorafit_base_model.json", base.dump(2) + "\n");
+    if (st) {
+      const std::vector<float> m = download(*be, lora.adam_m()), v = download(*be, lora.adam_v());
+      const int64_t P = lora.num_params();
+      std::vector<TensorToWrite> ts = {
+          {"exp_avg", DType::F32, {P}, {reinterpret_cast<const uint8_t*>(m.data()), m.size() * 4}},
+          {"exp_avg_sq", DType::F32, {P}, {reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4}}};
+      safetensors_save(tmp / "optimizer.safetensors", ts, {{"format", "lorafit"}});
+      nlohmann::ordered_json j{{"global_step", st->global_step},
+                               {"total_steps", st->total_steps},
+                               {"steps_per_epoch", st->steps_per_epoch},
+                               {"epoch", st->steps_per_epoch ? static_cast<double>(st->global_step) /
+                                                                   static_cast<double>(st->steps_per_epoch)
+                                                             : 0.0},
+                               {"seed", st->seed},
+                               {"lr_scheduler_type", st->lr_scheduler_type},
+                               {"warmup_steps", st->warmup_steps},
+                               {"learning_rate", st->learning_rate},
+                               {"num_examples", st->num_examples},
+                               {"log_loss_sum", st->log_loss_sum},
+                               {"log_loss_count", st->log_loss_count},
+                               {"last_loss", st->last_loss},
+                               {"settings_hash", st->settings_hash},
+                               {"num_params", P}};
+      write_file_atomic(tmp / "trainer_state.json", j.dump(2) + "\n");
+    }
+    if (fs::exists(dir)) fs::remove_all(dir);
+    fs::rename(tmp, dir);
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw Error("could not write {} ({}); is the disk full? Earlier checkpoints are intact; free space and resume "
+                "with --resume_from_checkpoint latest",
+                dir.string(), e.what());
+  }
+}
+
+}  // namespace
+
+std::string base_model_fingerprint(const fs::path& model_dir) {
+  uint64_t h = 1469598103934665603ull;
+  if (fs::exists(model_dir / "config.json")) {
+    const std::string c = read_file(model_dir / "config.json");
+    h = fnv1a64(c.data(), c.size(), h);
+  }
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(model_dir))
+    if (e.path().extension() == ".safetensors") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const fs::path& p : files) {
+    const MappedFile f(p);
+    if (f.size() < 8) continue;
+    uint64_t n = 0;
+    std::memcpy(&n, f.data(), 8);
+    h = fnv1a64(f.data(), static_cast<size_t>(std::min<uint64_t>(8 + n, f.size())), h);
+  }
+  return fmt::format("{:016x}", h);
+}
+
+void save_adapter_folder(const fs::path& dir, const LoraParams& lora, const CheckpointInfo& info) {
+  write_folder(dir, lora, info, nullptr, nullptr);
+}
+
+void save_checkpoint(const fs::path& dir, const LoraParams& lora, Backend& be, const CheckpointInfo& info,
+                     const TrainerState& st) {
+  write_folder(dir, lora, info, &st, &be);
+}
+
+TrainerState load_checkpoint(const fs::path& dir, LoraParams& lora, Backend& be) {
+  const fs::path sp = dir / "trainer_state.json";
+  if (!fs::exists(sp))
+    throw Error("{}: no trainer_state.json; this is not a lorafit checkpoint folder (an adapter alone starts a new "
+                "run with --adapter_name_or_path)",
+                dir.string());
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(sp));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("{}: not valid JSON ({}); the checkpoint is damaged, use an earlier one", sp.string(), e.what());
+  }
+  TrainerState st;
+  try {
+    st.global_step = j.at("global_step").get<int64_t>();
+    st.total_steps = j.at("total_steps").get<int64_t>();
+    st.steps_per_epoch = j.at("steps_per_epoch").get<int64_t>();
+    st.seed = j.at("seed").get<uint64_t>();
+    st.lr_scheduler_type = j.at("lr_scheduler_type").get<std::string>();
+    st.warmup_steps = j.at("warmup_steps").get<int64_t>();
+    st.learning_rate = j.at("learning_rate").get<double>();
+    st.num_examples = j.at("num_examples").get<int64_t>();
+    st.log_loss_sum = j.at("log_loss_sum").get<double>();
+    st.log_loss_count = j.at("log_loss_count").get<int64_t>();
+    st.last_loss = j.at("last_loss").get<double>();
+    st.settings_hash = j.at("settings_hash").get<std::string>();
+    if (j.at("num_params").get<int64_t>() != lora.num_params())
+      throw Error("num_params {} differs from this run's LoRA table ({})", j.at("num_params").get<int64_t>(),
+                  lora.num_params());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("{}: {}", sp.string(), e.what());
+  } catch (const Error& e) {
+    throw Error("{}: {}", sp.string(), e.what());
+  }
+  load_peft_adapter_weights(dir, lora);
+  const SafetensorsFile opt(dir / "optimizer.safetensors");
+  for (const auto& [name, sec] : {std::pair{"exp_avg", lora.adam_m()}, std::pair{"exp_avg_sq", lora.adam_v()}}) {
+    const TensorInfo* t = opt.find(name);
+    if (!t || t->dtype != DType::F32 || t->nbytes != sec.nbytes())
+      throw Error("{}/optimizer.safetensors: tensor {} missing or not F32 [{}]", dir.string(), name, lora.num_params());
+    be.upload(sec.data, t->data, sec.nbytes());
+  }
+  return st;
+}
+
+std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& output_dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  if (!fs::is_directory(output_dir)) return out;
+  for (const auto& e : fs::directory_iterator(output_dir)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory() || name.rfind("checkpoint-", 0) != 0) continue;
+    const std::string num = name.substr(11);
+    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;  // skips .tmp
+    out.emplace_back(std::stoll(num), e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void prune_checkpoints(const fs::path& output_dir, int64_t limit) {
+  if (limit <= 0) return;
+  auto all = list_checkpoints(output_dir);
+  for (size_t i = 0; i + static_cast<size_t>(limit) < all.size(); ++i) fs::remove_all(all[i].second);
+}
+
+}  // namespace lorafit

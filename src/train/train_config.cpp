@@ -1,0 +1,286 @@
+#include "train/train_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "util/error.h"
+
+namespace lorafit {
+
+namespace {
+
+int64_t to_int(const std::string& v, const std::string& where) {
+  size_t used = 0;
+  long long x = 0;
+  try {
+    x = std::stoll(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (v.empty() || used != v.size()) throw Error("{}: \"{}\" is not an integer", where, v);
+  return x;
+}
+
+double to_double(const std::string& v, const std::string& where) {
+  size_t used = 0;
+  double x = 0;
+  try {
+    x = std::stod(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (v.empty() || used != v.size() || !std::isfinite(x)) throw Error("{}: \"{}\" is not a number", where, v);
+  return x;
+}
+
+bool to_bool(const std::string& v, const std::string& where) {
+  std::string l = v;
+  std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (l == "true" || l == "1" || l == "yes" || l == "on") return true;
+  if (l == "false" || l == "0" || l == "no" || l == "off") return false;
+  throw Error("{}: \"{}\" is not a boolean; write true or false", where, v);
+}
+
+std::string fmt_double(double x) { return fmt::format("{}", x); }
+
+template <class T>
+SettingKey key_of(const char* name, T TrainSettings::*member, const char* help) {
+  SettingKey k;
+  k.name = name;
+  k.help = help;
+  if constexpr (std::is_same_v<T, bool>) {
+    k.is_bool = true;
+    k.set = [member, name](TrainSettings& s, const std::string& v) { s.*member = to_bool(v, name); };
+    k.get = [member](const TrainSettings& s) { return std::string(s.*member ? "true" : "false"); };
+  } else if constexpr (std::is_same_v<T, int64_t>) {
+    k.set = [member, name](TrainSettings& s, const std::string& v) { s.*member = to_int(v, name); };
+    k.get = [member](const TrainSettings& s) { return std::to_string(s.*member); };
+  } else if constexpr (std::is_same_v<T, double>) {
+    k.set = [member, name](TrainSettings& s, const std::string& v) { s.*member = to_double(v, name); };
+    k.get = [member](const TrainSettings& s) { return fmt_double(s.*member); };
+  } else {
+    k.set = [member](TrainSettings& s, const std::string& v) { s.*member = v; };
+    k.get = [member](const TrainSettings& s) { return s.*member; };
+  }
+  return k;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// Aliases people type from other tools; they map to our names.
+std::string canonical(const std::string& key) {
+  if (key == "model") return "model_name_or_path";
+  if (key == "dataset" || key == "train_file") return "data";
+  if (key == "lora_rank") return "lora_r";
+  if (key == "target_modules") return "lora_target";
+  return key;
+}
+
+}  // namespace
+
+const std::vector<SettingKey>& setting_keys() {
+  using S = TrainSettings;
+  static const std::vector<SettingKey> keys = {
+      key_of("model_name_or_path", &S::model_name_or_path, "Hugging Face model folder (alias --model)"),
+      key_of("data", &S::data, "dataset: .jsonl or a .json array (alias --dataset)"),
+      key_of("output_dir", &S::output_dir, "run folder: config.yaml, metrics.jsonl, checkpoint-N/, final/"),
+      key_of("overwrite_output_dir", &S::overwrite_output_dir, "reuse an output_dir that already holds a run"),
+      key_of("resume_from_checkpoint", &S::resume_from_checkpoint, "checkpoint folder or 'latest'"),
+      key_of("adapter_name_or_path", &S::adapter_name_or_path, "start from this PEFT adapter"),
+      key_of("device", &S::device, "cpu or cuda"),
+      key_of("dataset_format", &S::dataset_format, "auto, pair, alpaca, chat, sharegpt or text"),
+      key_of("columns", &S::columns, "column map, e.g. input=question,output=answer"),
+      key_of("system", &S::system, "fixed system prompt"),
+      key_of("include_reference", &S::include_reference, "append a record's `reference` to its input"),
+      key_of("train_on_prompt", &S::train_on_prompt, "compute the loss on prompt tokens too"),
+      key_of("cutoff_len", &S::cutoff_len, "truncate samples to this many tokens"),
+      key_of("train_range", &S::train_range, "records used for training, Python slice a:b"),
+      key_of("eval_range", &S::eval_range, "records held out for eval and samples, a:b"),
+      key_of("val_size", &S::val_size, "held-out fraction (<1) or count (>=1) when no eval_range"),
+      key_of("on_bad_record", &S::on_bad_record, "error or skip"),
+      key_of("cache_dir", &S::cache_dir, "tokenized-dataset cache folder"),
+      key_of("overwrite_cache", &S::overwrite_cache, "re-tokenize even when cached"),
+      key_of("per_device_train_batch_size", &S::per_device_train_batch_size, "samples per micro-batch"),
+      key_of("per_device_eval_batch_size", &S::per_device_eval_batch_size, "samples per eval batch"),
+      key_of("gradient_accumulation_steps", &S::gradient_accumulation_steps, "micro-batches per step"),
+      key_of("shuffle", &S::shuffle, "seeded shuffle per epoch (false keeps file order)"),
+      key_of("group_by_length", &S::group_by_length, "batch samples of similar length"),
+      key_of("learning_rate", &S::learning_rate, "peak learning rate"),
+      key_of("num_train_epochs", &S::num_train_epochs, "epochs"),
+      key_of("max_steps", &S::max_steps, "optimizer steps (overrides epochs when > 0)"),
+      key_of("warmup_steps", &S::warmup_steps, "warmup steps"),
+      key_of("warmup_ratio", &S::warmup_ratio, "warmup as a fraction of the steps"),
+      key_of("lr_scheduler_type", &S::lr_scheduler_type, "linear, cosine, constant, constant_with_warmup"),
+      key_of("weight_decay", &S::weight_decay, "AdamW weight decay"),
+      key_of("max_grad_norm", &S::max_grad_norm, "gradient clipping norm (0: none)"),
+      key_of("adam_beta1", &S::adam_beta1, "AdamW beta1"),
+      key_of("adam_beta2", &S::adam_beta2, "AdamW beta2"),
+      key_of("adam_epsilon", &S::adam_epsilon, "AdamW epsilon"),
+      key_of("gradient_checkpointing", &S::gradient_checkpointing, "recompute layers in the backward"),
+      key_of("bf16", &S::bf16, "bf16 activations (CUDA); the CPU computes in fp32"),
+      key_of("seed", &S::seed, "seed of LoRA init, shuffle and dropout"),
+      key_of("lora_r", &S::lora_r, "LoRA rank"),
+      key_of("lora_alpha", &S::lora_alpha, "LoRA alpha"),
+      key_of("lora_dropout", &S::lora_dropout, "LoRA dropout"),
+      key_of("lora_target", &S::lora_target, "q_proj,v_proj ... or all-linear"),
+      key_of("use_rslora", &S::use_rslora, "scale alpha/sqrt(r)"),
+      key_of("logging_steps", &S::logging_steps, "log every N steps"),
+      key_of("save_steps", &S::save_steps, "checkpoint every N steps"),
+      key_of("save_total_limit", &S::save_total_limit, "keep at most N checkpoints (<=0: all)"),
+      key_of("eval_steps", &S::eval_steps, "eval loss every N steps (0: at the end only)"),
+      key_of("sample_steps", &S::sample_steps, "answer the eval prompts every N steps too"),
+      key_of("num_samples", &S::num_samples, "eval prompts answered in samples"),
+      key_of("max_new_tokens", &S::max_new_tokens, "tokens per sample answer"),
+      key_of("quiet", &S::quiet, "no per-step terminal lines"),
+  };
+  return keys;
+}
+
+std::string closest_setting_key(const std::string& name) {
+  std::string best;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  for (const SettingKey& k : setting_keys()) {
+    const size_t d = edit_distance(name, k.name);
+    if (d < best_d) best_d = d, best = k.name;
+  }
+  return best;
+}
+
+void apply_setting(TrainSettings& s, const std::string& key_in, const std::string& value, const std::string& where) {
+  const std::string key = canonical(key_in);
+  for (const SettingKey& k : setting_keys())
+    if (k.name == key) {
+      try {
+        k.set(s, value);
+      } catch (const Error& e) {
+        throw Error("{}: {}", where, e.what());
+      }
+      return;
+    }
+  throw Error("{}: unknown setting \"{}\"; did you mean \"{}\"? (`lorafit train --help` lists every key)", where,
+              key_in, closest_setting_key(key_in));
+}
+
+void apply_yaml_file(TrainSettings& s, const fs::path& path) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(read_file(path));
+  } catch (const YAML::Exception& e) {
+    throw Error("{}:{}: not valid YAML ({}); write one `key: value` per line", path.string(), e.mark.line + 1, e.msg);
+  }
+  if (root.IsNull()) return;
+  if (!root.IsMap()) throw Error("{}: expected a mapping of `key: value` lines", path.string());
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>();
+    const std::string where = fmt::format("{}:{}", path.string(), kv.first.Mark().line + 1);
+    std::string value;
+    if (kv.second.IsSequence()) {
+      for (const auto& item : kv.second) value += (value.empty() ? "" : ",") + item.as<std::string>();
+    } else if (kv.second.IsScalar()) {
+      value = kv.second.as<std::string>();
+    } else if (kv.second.IsNull()) {
+      value = "";
+    } else {
+      throw Error("{}: {} must be a scalar or a list", where, key);
+    }
+    apply_setting(s, key, value, where);
+  }
+}
+
+TrainSettings parse_train_args(const std::vector<std::string>& args) {
+  TrainSettings s;
+  struct Flag {
+    std::string key, value;
+  };
+  std::vector<Flag> flags;
+  std::string config;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.rfind("--", 0) != 0)
+      throw Error("unexpected argument \"{}\"; settings are written --key value (e.g. --lora_r 64)", a);
+    std::string key = a.substr(2), value;
+    const size_t eq = key.find('=');
+    bool have_value = false;
+    if (eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+      have_value = true;
+    }
+    const std::string ck = canonical(key);
+    bool is_bool = false, known = ck == "config";
+    for (const SettingKey& k : setting_keys())
+      if (k.name == ck) known = true, is_bool = k.is_bool;
+    if (!known)
+      throw Error("--{}: unknown setting; did you mean --{}? (`lorafit train --help` lists every key)", key,
+                  closest_setting_key(ck));
+    if (!have_value) {
+      const bool next_is_value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;
+      if (is_bool && !next_is_value) {
+        value = "true";
+      } else if (!next_is_value) {
+        throw Error("--{}: expected a value after it", key);
+      } else {
+        value = args[++i];
+      }
+    }
+    if (ck == "config")
+      config = value;
+    else
+      flags.push_back({key, value});
+  }
+  if (!config.empty()) apply_yaml_file(s, config);
+  for (const Flag& f : flags) apply_setting(s, f.key, f.value, "--" + f.key);
+  return s;
+}
+
+std::string settings_to_yaml(const TrainSettings& s) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  for (const SettingKey& k : setting_keys()) {
+    out << YAML::Key << k.name << YAML::Value;
+    const std::string v = k.get(s);
+    if (k.is_bool)
+      out << (v == "true");
+    else
+      out << YAML::DoubleQuoted << v;
+  }
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+void validate_settings(const TrainSettings& s) {
+  auto need = [](bool ok, const char* key, const std::string& what) {
+    if (!ok) throw Error("{}: {}", key, what);
+  };
+  need(!s.model_name_or_path.empty(), "--model_name_or_path", "required: the Hugging Face model folder");
+  need(!s.data.empty(), "--data", "required: the dataset file (.jsonl or .json)");
+  need(!s.output_dir.empty(), "--output_dir", "required: where the run folder goes");
+  need(s.cutoff_len >= 2, "cutoff_len", "must be at least 2");
+  need(s.per_device_train_batch_size >= 1, "per_device_train_batch_size", "must be at least 1");
+  need(s.per_device_eval_batch_size >= 1, "per_device_eval_batch_size", "must be at least 1");
+  need(s.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be at least 1");
+  need(s.learning_rate >= 0, "learning_rate", "must not be negative");
+  need(s.num_train_epochs > 0 || s.max_steps > 0, "num_train_epochs", "must be > 0 (or set max_steps)");
+  need(s.logging_steps >= 1, "logging_steps", "must be at least 1");
+  need(s.save_steps >= 1, "save_steps", "must be at least 1");
+  need(s.eval_steps >= 0 && s.sample_steps >= 0, "eval_steps/sample_steps", "must not be negative");
+  need(s.lora_r >= 1, "lora_r", "must be at least 1");
+  need(s.val_size >= 0, "val_size", "must not be negative");
+  need(s.on_bad_record == "error" || s.on_bad_record == "skip", "on_bad_record", "must be error or skip");
+  need(s.num_samples >= 0 && s.max_new_tokens >= 1, "num_samples/max_new_tokens", "out of range");
+}
+
+}  // namespace lorafit

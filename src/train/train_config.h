@@ -1,0 +1,108 @@
+// The settings of `lorafit train` (DESIGN.md §8): one flat struct whose keys carry the names
+// users already type for Transformers, PEFT and LLaMA-Factory. They come from a YAML file
+// (--config) and/or `--key value` flags (flags win); every key is usable as a flag. Unknown
+// keys are an Error naming the closest valid key. The resolved settings are written back as
+// config.yaml in the run folder.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "util/file.h"
+
+namespace lorafit {
+
+struct TrainSettings {
+  // ---- where ----
+  std::string model_name_or_path;  // HF model folder
+  std::string data;                // dataset file (.jsonl or a .json array)
+  std::string output_dir;          // run folder: config.yaml, metrics.jsonl, checkpoint-N/, final/
+  bool overwrite_output_dir = false;
+  std::string resume_from_checkpoint;  // DIR or "latest"
+  std::string adapter_name_or_path;    // start from this PEFT adapter instead of a fresh one
+  std::string device = "cpu";
+
+  // ---- data ----
+  std::string dataset_format = "auto";  // auto | pair | alpaca | chat | sharegpt | text
+  std::string columns;                  // column map "input=question,output=answer"
+  std::string system;                   // fixed system prompt ("" = the template's default)
+  bool include_reference = false;       // DISC triplet: append the `reference` statutes to the input
+  bool train_on_prompt = false;         // loss on every token, not only assistant turns
+  int64_t cutoff_len = 1024;
+  std::string train_range;  // "5:5000" = records [5, 5000) (Python slice); "" = all not in eval
+  std::string eval_range;   // "0:5"
+  double val_size = 0;      // < 1: fraction, ≥ 1: count of records held out (when no eval_range)
+  std::string on_bad_record = "error";  // error | skip
+  std::string cache_dir;    // tokenized-dataset cache ("" = $XDG_CACHE_HOME/lorafit/tokenized)
+  bool overwrite_cache = false;
+
+  // ---- batching ----
+  int64_t per_device_train_batch_size = 2;
+  int64_t per_device_eval_batch_size = 2;
+  int64_t gradient_accumulation_steps = 8;
+  bool shuffle = true;
+  bool group_by_length = false;
+
+  // ---- optimisation ----
+  double learning_rate = 1e-4;
+  double num_train_epochs = 1;
+  int64_t max_steps = -1;
+  int64_t warmup_steps = 0;
+  double warmup_ratio = 0;
+  std::string lr_scheduler_type = "linear";
+  double weight_decay = 0;
+  double max_grad_norm = 1.0;
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
+  bool gradient_checkpointing = true;
+  bool bf16 = false;  // the CPU backend computes in fp32 whatever this says
+  int64_t seed = 42;
+
+  // ---- LoRA ----
+  int64_t lora_r = 8;
+  double lora_alpha = 16;
+  double lora_dropout = 0;
+  std::string lora_target = "q_proj,v_proj";
+  bool use_rslora = false;
+
+  // ---- logging, evaluation, checkpoints ----
+  int64_t logging_steps = 10;
+  int64_t save_steps = 500;
+  int64_t save_total_limit = -1;  // ≤ 0: keep every checkpoint
+  int64_t eval_steps = 0;         // 0: eval loss only at the end
+  int64_t sample_steps = 0;       // 0: samples only before training and at each epoch end
+  int64_t num_samples = 3;        // eval prompts answered in samples
+  int64_t max_new_tokens = 64;    // length of each sample answer
+  bool quiet = false;             // no per-step terminal lines
+};
+
+// One key of the table: its name, a one-line help, and text get/set.
+struct SettingKey {
+  std::string name;
+  std::string help;
+  bool is_bool = false;
+  std::function<void(TrainSettings&, const std::string&)> set;  // throws Error on a bad value
+  std::function<std::string(const TrainSettings&)> get;
+};
+const std::vector<SettingKey>& setting_keys();
+
+// The key whose name is closest to `name` (Levenshtein), for "did you mean" messages.
+std::string closest_setting_key(const std::string& name);
+
+// Sets one key from text; `where` names the source in messages ("--lora_r", "run.yaml:3").
+void apply_setting(TrainSettings& s, const std::string& key, const std::string& value, const std::string& where);
+
+// Applies a YAML mapping of key: value (scalars; lists are joined with ',').
+void apply_yaml_file(TrainSettings& s, const fs::path& path);
+
+// Parses `--key value`, `--key=value` and bare `--bool_key`; `--config FILE` is applied first
+// wherever it appears, so flags win. Throws Error for unknown keys (with the closest name).
+TrainSettings parse_train_args(const std::vector<std::string>& args);
+
+// The resolved settings as YAML (every key, table order).
+std::string settings_to_yaml(const TrainSettings& s);
+
+// Checks ranges and required keys; Error naming the key and what to do.
+void validate_settings(const TrainSettings& s);
+
+}  // namespace lorafit

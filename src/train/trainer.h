@@ -1,0 +1,63 @@
+// The training run as users run it (DESIGN.md §2): dataset → examples → batches → LoRA steps,
+// with logging (terminal + OUTPUT_DIR/metrics.jsonl), eval loss, before/after answers
+// (samples.jsonl), checkpoints with exact resume, and the final adapter in OUTPUT_DIR/final/.
+//
+// Run folder (DESIGN.md §7), through track::RunStore: config.yaml (resolved settings),
+// config.json, env.json, status.json, metrics.jsonl (one JSON object per log/eval event),
+// samples.jsonl (answers to the eval prompts with the ground truth), system.jsonl; plus
+// train.log (the terminal lines), checkpoint-N/ and final/.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lora/lora_params.h"
+#include "model/model.h"
+#include "train/train_config.h"
+
+namespace lorafit {
+
+// Generation is provided by the caller (the generate layer sits beside train, not below it):
+// greedy answer ids for `prompt`, stopping at any of `eos_ids` or after max_new_tokens.
+using GenerateFn = std::function<std::vector<int32_t>(const Model& m, const LoraParams* lora,
+                                                      std::span<const int32_t> prompt,
+                                                      const std::vector<int32_t>& eos_ids, int max_new_tokens)>;
+
+struct SampleAnswer {
+  int64_t step = 0;
+  std::string question, answer, reference;
+};
+
+struct TrainResult {
+  fs::path final_dir;
+  int64_t steps = 0, start_step = 0;
+  double first_loss = 0, last_loss = 0;  // first and last logged loss
+  std::vector<std::pair<int64_t, double>> loss_curve;  // (step, logged loss)
+  double eval_loss_before = -1, eval_loss_after = -1;  // −1: no eval split
+  std::vector<SampleAnswer> samples_before, samples_after;
+  double seconds = 0;
+};
+
+struct TrainHooks {
+  GenerateFn generate;                         // null: no samples
+  std::function<void(const std::string&)> print;  // terminal lines (null: stdout)
+  bool eval_before = false;                    // eval loss before the first step too (demo)
+  std::string lorafit_version;                 // for the run folder's env.json
+};
+
+// Runs (or resumes) a training run. Throws Error for bad settings, data or model, for an
+// output_dir that already holds a run (unless overwrite_output_dir or resume), and when the
+// memory plan does not fit the RAM available.
+TrainResult run_training(const TrainSettings& s, const TrainHooks& hooks = {});
+
+// The pre-flight memory plan, printed before the weights load.
+struct MemoryPlan {
+  double weights = 0, lora_optimizer = 0, activations = 0, workspace = 0;  // bytes
+  double total() const { return weights + lora_optimizer + activations + workspace; }
+  double available = -1;  // MemAvailable from /proc/meminfo, −1 when unknown
+};
+MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_batch_T);
+
+}  // namespace lorafit

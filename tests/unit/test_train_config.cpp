@@ -1,0 +1,92 @@
+// Settings: YAML + flags (flags win), every key a flag, unknown keys with the closest name,
+// and the shipped reference-recipe YAML holding exactly the recipe of DESIGN.md §1.
+#include <gtest/gtest.h>
+
+#include "train/train_config.h"
+#include "util/error.h"
+
+using namespace lorafit;
+
+namespace {
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+const fs::path kSrc = fs::path(LORAFIT_TEST_DATA).parent_path().parent_path();
+}  // namespace
+
+TEST(TrainConfig, ReferenceRecipeYaml) {
+  const TrainSettings s = parse_train_args({"--config", (kSrc / "examples/disc-law-qwen2.5-7b.yaml").string()});
+  EXPECT_EQ(s.lora_r, 64);
+  EXPECT_EQ(s.lora_alpha, 16);
+  EXPECT_DOUBLE_EQ(s.lora_dropout, 0.1);
+  EXPECT_EQ(s.lora_target, "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj");
+  EXPECT_EQ(s.per_device_train_batch_size, 2);
+  EXPECT_EQ(s.gradient_accumulation_steps, 8);
+  EXPECT_DOUBLE_EQ(s.learning_rate, 1e-4);
+  EXPECT_EQ(s.lr_scheduler_type, "linear");
+  EXPECT_DOUBLE_EQ(s.num_train_epochs, 1);
+  EXPECT_EQ(s.cutoff_len, 384);
+  EXPECT_EQ(s.logging_steps, 10);
+  EXPECT_EQ(s.save_steps, 100);
+  EXPECT_TRUE(s.gradient_checkpointing);
+  EXPECT_TRUE(s.bf16);
+  EXPECT_EQ(s.train_range, "5:5000");
+  EXPECT_EQ(s.eval_range, "0:5");
+  EXPECT_EQ(s.system, "你是一个法律专家，请根据用户的问题给出专业的回答");
+  EXPECT_EQ(s.dataset_format, "pair");
+}
+
+TEST(TrainConfig, FlagsWinOverYamlWhereverConfigAppears) {
+  const fs::path y = fs::temp_directory_path() / "lorafit_test_cfg.yaml";
+  write_file_atomic(y, "lora_r: 16\nlearning_rate: 3e-4\nshuffle: true\nlora_target: [q_proj, v_proj]\n");
+  const TrainSettings s = parse_train_args({"--lora_r", "4", "--config", y.string(), "--shuffle", "false"});
+  EXPECT_EQ(s.lora_r, 4);
+  EXPECT_DOUBLE_EQ(s.learning_rate, 3e-4);
+  EXPECT_FALSE(s.shuffle);
+  EXPECT_EQ(s.lora_target, "q_proj,v_proj");
+  fs::remove(y);
+}
+
+TEST(TrainConfig, EveryKeyIsAFlagAndRoundTripsThroughYaml) {
+  TrainSettings s;
+  s.system = "sys: \"quoted\"";
+  s.lora_r = 7;
+  s.learning_rate = 2.5e-5;
+  s.shuffle = false;
+  const fs::path y = fs::temp_directory_path() / "lorafit_test_cfg2.yaml";
+  write_file_atomic(y, settings_to_yaml(s));
+  const TrainSettings back = parse_train_args({"--config", y.string()});
+  for (const SettingKey& k : setting_keys()) {
+    EXPECT_EQ(k.get(back), k.get(s)) << k.name;
+    // --key value form works for every key (with the value it already has).
+    EXPECT_NO_THROW(parse_train_args({"--" + k.name, k.get(s).empty() ? "x" : k.get(s)})) << k.name;
+  }
+  fs::remove(y);
+}
+
+TEST(TrainConfig, BareBoolFlagsEqualsFormAndAliases) {
+  const TrainSettings s = parse_train_args({"--bf16", "--lora_r=12", "--model", "m", "--dataset", "d.jsonl"});
+  EXPECT_TRUE(s.bf16);
+  EXPECT_EQ(s.lora_r, 12);
+  EXPECT_EQ(s.model_name_or_path, "m");
+  EXPECT_EQ(s.data, "d.jsonl");
+}
+
+TEST(TrainConfig, Errors) {
+  EXPECT_EQ(error_of([] { parse_train_args({"--learning_rat", "1"}); }),
+            "--learning_rat: unknown setting; did you mean --learning_rate? (`lorafit train --help` lists every key)");
+  EXPECT_EQ(error_of([] { parse_train_args({"--lora_r", "eight"}); }), "--lora_r: lora_r: \"eight\" is not an integer");
+  EXPECT_EQ(error_of([] { parse_train_args({"--shuffle", "maybe"}); }),
+            "--shuffle: shuffle: \"maybe\" is not a boolean; write true or false");
+  EXPECT_EQ(error_of([] { parse_train_args({"--lora_r"}); }), "--lora_r: expected a value after it");
+  EXPECT_EQ(error_of([] { parse_train_args({"stray"}); }),
+            "unexpected argument \"stray\"; settings are written --key value (e.g. --lora_r 64)");
+  TrainSettings s;
+  EXPECT_EQ(error_of([&] { validate_settings(s); }), "--model_name_or_path: required: the Hugging Face model folder");
+  EXPECT_EQ(closest_setting_key("gradient_acumulation_steps"), "gradient_accumulation_steps");
+}

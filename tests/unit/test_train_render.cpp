@@ -1,0 +1,120 @@
+// Rendering + masking of the DISC legal data against transformers (fixture from
+// tools/golden/make_render_fixtures.py: apply_chat_template with the Qwen2.5 tokenizer_config,
+// labels −100 on the generation prompt, truncation to cutoff_len 384).
+// Exact equality of every id and label, except the documented end-of-turn choice: the
+// reference also trains the "\n" the template writes after the final <|im_end|>; we mask it.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "train/dataset.h"
+#include "train/render.h"
+#include "util/file.h"
+
+using namespace lorafit;
+
+namespace {
+const fs::path kData = fs::path(LORAFIT_TEST_DATA);
+const fs::path kQwen = kData / "qwen-tokenizer/qwen2.5";
+constexpr int32_t kImEnd = 151645, kNewline = 198;
+}  // namespace
+
+TEST(TrainRender, DiscLawMatchesReferenceRecipe) {
+  const auto fx = nlohmann::json::parse(read_file(fs::path(LORAFIT_FIXTURES) / "render/disc_law_qwen2.5.json"));
+  DatasetOptions o;
+  o.format = DatasetFormat::Pair;
+  o.system = fx["system"].get<std::string>();
+  const Dataset ds = load_dataset(kData / "disc-law/disc_law_eval_sft.jsonl", o);
+  ASSERT_EQ(ds.records.size(), 2863u);  // 300 subjective QA first, then 2,563 exam questions
+  const ChatRenderer r(kQwen);
+  RenderOptions ro;
+  ro.cutoff_len = fx["cutoff_len"].get<int64_t>();
+  int checked_tail = 0;
+  for (const auto& c : fx["cases"]) {
+    const int64_t line = c["line"].get<int64_t>();
+    const Record& rec = ds.records[static_cast<size_t>(line - 1)];
+    ASSERT_EQ(rec.line, line);
+    RenderStats st;
+    const auto ex = r.render(rec, ro, st);
+    ASSERT_TRUE(ex.has_value()) << "line " << line;
+    const auto ids = c["input_ids"].get<std::vector<int32_t>>();
+    const auto labels = c["labels"].get<std::vector<int32_t>>();
+    EXPECT_EQ(ex->ids, ids) << "line " << line;
+    ASSERT_EQ(ex->labels.size(), labels.size());
+    const bool truncated = c["full_len"].get<size_t>() > ids.size();
+    EXPECT_EQ(st.truncated, truncated ? 1 : 0);
+    for (size_t i = 0; i < labels.size(); ++i) {
+      const bool final_newline = !truncated && i + 1 == labels.size();
+      if (final_newline) {  // the documented difference: "\n" after the last <|im_end|>
+        ASSERT_EQ(ids[i], kNewline);
+        ASSERT_EQ(ids[i - 1], kImEnd);
+        EXPECT_EQ(labels[i], kNewline);
+        EXPECT_EQ(ex->labels[i], -100);
+        EXPECT_EQ(ex->labels[i - 1], kImEnd) << "the end-of-turn token is trained";
+        ++checked_tail;
+      } else {
+        EXPECT_EQ(ex->labels[i], labels[i]) << "line " << line << " token " << i;
+      }
+    }
+  }
+  EXPECT_GT(checked_tail, 5);
+}
+
+TEST(TrainRender, TrainOnPromptAndNoTargetAfterTruncation) {
+  DatasetOptions o;
+  o.format = DatasetFormat::Pair;
+  o.system = "你是一个法律专家，请根据用户的问题给出专业的回答";
+  const Dataset ds = load_dataset(kData / "disc-law/disc_law_eval_sft.jsonl", o);
+  const ChatRenderer r(kQwen);
+  RenderOptions ro;
+  ro.cutoff_len = 100;  // line 1's prompt alone is 282 tokens: nothing trainable remains
+  RenderStats st;
+  EXPECT_FALSE(r.render(ds.records[0], ro, st).has_value());
+  EXPECT_EQ(st.no_target, 1);
+  EXPECT_EQ(st.truncated, 1);
+  ro.train_on_prompt = true;
+  const auto ex = r.render(ds.records[0], ro, st);
+  ASSERT_TRUE(ex.has_value());
+  EXPECT_EQ(ex->labels, ex->ids);
+}
+
+TEST(TrainRender, PromptIdsEndWithGenerationPrompt) {
+  DatasetOptions o;
+  o.format = DatasetFormat::Pair;
+  const Dataset ds = load_dataset(kData / "disc-law/disc_law_eval_sft.jsonl", o);
+  const ChatRenderer r(kQwen);
+  const std::vector<int32_t> p = r.prompt_ids(ds.records[1]);
+  // "<|im_start|>assistant\n" = 151644, 77091, 198
+  ASSERT_GE(p.size(), 3u);
+  EXPECT_EQ(std::vector<int32_t>(p.end() - 3, p.end()), (std::vector<int32_t>{151644, 77091, 198}));
+  EXPECT_EQ(r.pad_id(), 151643);
+  EXPECT_EQ(r.eos_ids().front(), kImEnd);
+}
+
+TEST(TrainRender, CacheRoundTrip) {
+  const fs::path dir = fs::temp_directory_path() / "lorafit_test_render_cache";
+  fs::remove_all(dir);
+  std::vector<Example> ex(2);
+  ex[0].ids = {1, 2, 3};
+  ex[0].labels = {-100, 2, 3};
+  ex[0].record = 7;
+  ex[1].ids = {4};
+  ex[1].labels = {4};
+  RenderStats st;
+  st.samples = 2;
+  st.truncated = 1;
+  st.max_len = 3;
+  save_render_cache(dir / "c.bin", ex, st);
+  std::vector<Example> back;
+  RenderStats st2;
+  ASSERT_TRUE(load_render_cache(dir / "c.bin", back, st2));
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].ids, ex[0].ids);
+  EXPECT_EQ(back[0].labels, ex[0].labels);
+  EXPECT_EQ(back[0].record, 7);
+  EXPECT_EQ(st2.truncated, 1);
+  EXPECT_EQ(st2.lengths, (std::vector<int64_t>{3, 1}));
+  write_file_atomic(dir / "c.bin", "LFTC garbage");
+  EXPECT_FALSE(load_render_cache(dir / "c.bin", back, st2));
+  fs::remove_all(dir);
+}
