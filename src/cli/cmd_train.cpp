@@ -1,6 +1,8 @@
 // lorafit train: LoRA fine-tuning of a Hugging Face model folder on a dataset.
 //   lorafit train --model DIR --data FILE.jsonl --output_dir DIR [--key value ...]
 //   lorafit train --config run.yaml [--key value ...]   (flags win over the file)
+//   --dashboard [--dashboard_host H] [--dashboard_port P]: serve the live dashboard of the
+//   runs folder (the output_dir's parent) beside training and print its URL.
 // Every key of the settings table (DESIGN.md §8) is usable as a flag; see --help.
 #include <algorithm>
 #include <cstdio>
@@ -11,6 +13,7 @@
 #include "cli/command.h"
 #include "cli/train_common.h"
 #include "generate/generate.h"
+#include "track/dashboard.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -43,14 +46,58 @@ std::string settings_help() {
 
 namespace {
 
+struct DashboardFlags {
+  bool on = false;
+  std::string host = "127.0.0.1";
+  int port = 7860;
+};
+
+// Takes the dashboard flags out of `args` (they are not training settings).
+DashboardFlags take_dashboard_flags(std::vector<std::string>& args) {
+  DashboardFlags d;
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](const char* name) {
+      if (i + 1 >= args.size()) throw Error("{} needs a value", name);
+      return args[++i];
+    };
+    if (a == "--dashboard") {
+      d.on = true;
+    } else if (a == "--dashboard_host") {
+      d.host = value("--dashboard_host");
+    } else if (a == "--dashboard_port") {
+      const std::string v = value("--dashboard_port");
+      try {
+        d.port = std::stoi(v);
+      } catch (const std::exception&) {
+        throw Error("--dashboard_port '{}': expected a port number", v);
+      }
+    } else {
+      rest.push_back(a);
+    }
+  }
+  args = std::move(rest);
+  return d;
+}
+
 void setup(CLI::App& sub) {
   // Settings are parsed by our own table (every key a flag, unknown keys with the closest
   // name), so CLI11 passes everything through.
   sub.allow_extras();
   sub.footer(settings_help());
   sub.callback([&sub] {
-    const std::vector<std::string> args = sub.remaining();
+    std::vector<std::string> args = sub.remaining();
+    const DashboardFlags dash = take_dashboard_flags(args);
     const TrainSettings s = parse_train_args(args);
+    std::unique_ptr<track::DashboardServer> server;
+    if (dash.on) {
+      fs::path runs = fs::absolute(s.output_dir).parent_path();
+      fs::create_directories(runs);
+      server = track::start_dashboard_background(runs, dash.host, dash.port);
+      std::printf("dashboard: %s\n", server->url().c_str());
+      std::fflush(stdout);
+    }
     TrainHooks hooks;
     hooks.generate = greedy_generate_fn();
     hooks.lorafit_version = LORAFIT_VERSION;

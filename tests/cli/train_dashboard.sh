@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# lorafit train --dashboard: the dashboard of the runs folder is served while training runs,
+# its URL is printed, and the API lists the run being trained.
+# Usage: bash train_dashboard.sh /path/to/lorafit /path/to/source-root
+set -euo pipefail
+BIN=$1 SRC=$2
+source "$SRC/tests/cli/train_common.bash"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+W=$(mktemp -d)
+PID=""
+trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$W"' EXIT
+make_stories "$W/stories.jsonl" 40
+PORT=$((20000 + RANDOM % 20000))
+
+# Enough steps that training is still running while we ask the server.
+"$BIN" train --model "$SRC/tests/data/stories260K" --data "$W/stories.jsonl" --output_dir "$W/runs/run1" \
+  --dataset_format text --lora_r 4 --per_device_train_batch_size 2 --gradient_accumulation_steps 1 \
+  --num_train_epochs 30 --logging_steps 1 --save_steps 1000 --eval_range 0:2 --num_samples 1 \
+  --max_new_tokens 4 --cache_dir "$W/cache" --dashboard --dashboard_port "$PORT" > "$W/log.txt" 2>&1 &
+PID=$!
+
+url=""
+for _ in $(seq 1 200); do
+  url=$(sed -nE 's/^dashboard: (http[^ ]+)$/\1/p' "$W/log.txt")
+  [ -n "$url" ] && break
+  kill -0 "$PID" 2>/dev/null || { cat "$W/log.txt"; fail "train exited before printing the dashboard URL"; }
+  sleep 0.1
+done
+[ "$url" = "http://127.0.0.1:$PORT/" ] || { cat "$W/log.txt"; fail "dashboard URL: '$url'"; }
+
+runs=""
+for _ in $(seq 1 100); do
+  runs=$(curl -sf "${url}api/runs" || true)
+  echo "$runs" | grep -q '"run1"' && break
+  sleep 0.2
+done
+echo "$runs" | grep -q '"run1"' || { cat "$W/log.txt"; fail "/api/runs does not list run1: $runs"; }
+echo "$runs" | grep -q '"running"' || fail "run1 is not shown running: $runs"
+kill "$PID" 2>/dev/null || true
+wait "$PID" 2>/dev/null || true
+PID=""
+
+# A port in use is a clear error naming the port.
+python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(30)' "$PORT" &
+HOLD=$!
+sleep 0.5
+if "$BIN" train --model "$SRC/tests/data/stories260K" --data "$W/stories.jsonl" --output_dir "$W/runs/run2" \
+     --dataset_format text --max_steps 1 --cache_dir "$W/cache" --dashboard --dashboard_port "$PORT" > "$W/log2.txt" 2>&1; then
+  kill "$HOLD"; fail "train with a busy dashboard port exited 0"
+fi
+kill "$HOLD" 2>/dev/null || true
+grep -q "$PORT" "$W/log2.txt" || { cat "$W/log2.txt"; fail "busy-port error does not name the port"; }
+echo PASS
