@@ -155,10 +155,10 @@ TEST(GenerationConfig, NonFiniteNumbersAreRefused) {
   EXPECT_NE(e.find("m/generation_config.json: field `temperature` is NaN"), std::string::npos) << e;
   e = error_of(R"({"top_p": Infinity})");
   EXPECT_NE(e.find("m/generation_config.json: field `top_p` is Infinity"), std::string::npos) << e;
-  // A literal that overflows double: nlohmann reports it (with the literal, not the key).
+  // A literal that overflows double: the strict JSON reader names the field it was reading.
   EXPECT_EQ(error_of(R"({"temperature": 1e999})"),
-            "m/generation_config.json: not valid JSON: [json.exception.out_of_range.406] number "
-            "overflow parsing '1e999'; fix generation_config.json");
+            "m/generation_config.json: not valid JSON (reading field `temperature`): "
+            "[json.exception.out_of_range.406] number overflow parsing '1e999'");
 }
 
 TEST(GenerationConfig, LoadNamesMissingFile) {
