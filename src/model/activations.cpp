@@ -62,6 +62,7 @@ ActivationArena::ActivationArena(Backend& be, const ModelConfig& cfg, int64_t B,
   };
   add("ids", DType::I32, {B, T});
   add("pos", DType::I32, {s.N});
+  add("seg", DType::I32, {B, T});
   for (int i = 0; i <= cfg.num_layers; ++i) add(fmt::format("residual.{}", i), DType::F32, {s.N, s.C});
   add("final_rstd", DType::F32, {s.N});
   add("hidden", DType::F32, {s.N, s.C});
@@ -104,7 +105,7 @@ Tensor ActivationArena::get(const std::string& name) const {
 }
 
 Tensor ActivationArena::residual(int i) const {
-  const Buffer& b = buffers_[2 + static_cast<size_t>(i)];
+  const Buffer& b = buffers_[3 + static_cast<size_t>(i)];  // after ids, pos, seg
   LF_CHECK(b.name == fmt::format("residual.{}", i), "residual {} -> {}", i, b.name);
   return view(b);
 }
@@ -137,6 +138,18 @@ void ActivationArena::set_tokens(const std::vector<int32_t>& host_ids, int64_t p
     host_pos[n] = static_cast<int32_t>(p0 + static_cast<int64_t>(n) % T_);
   be_.upload(ids().data, host_ids.data(), host_ids.size() * 4);
   be_.upload(pos().data, host_pos.data(), host_pos.size() * 4);
+  const std::vector<int32_t> host_seg(host_ids.size(), 0);  // unused unpacked; zero so dumps are defined
+  be_.upload(seg().data, host_seg.data(), host_seg.size() * 4);
+}
+
+void ActivationArena::set_tokens(const std::vector<int32_t>& host_ids, const std::vector<int32_t>& host_pos,
+                                 const std::vector<int32_t>& host_seg) {
+  const auto n = static_cast<size_t>(B_ * T_);
+  LF_CHECK(host_ids.size() == n && host_pos.size() == n && host_seg.size() == n, "{} ids, {} pos, {} seg for B={} T={}",
+           host_ids.size(), host_pos.size(), host_seg.size(), B_, T_);
+  be_.upload(ids().data, host_ids.data(), n * 4);
+  be_.upload(pos().data, host_pos.data(), n * 4);
+  be_.upload(seg().data, host_seg.data(), n * 4);
 }
 
 void ActivationArena::save(const fs::path& path) const {

@@ -70,6 +70,7 @@ class ActivationArena {
 
   Tensor ids() const { return get("ids"); }  // (B, T) I32
   Tensor pos() const { return get("pos"); }  // (N) I32
+  Tensor seg() const { return get("seg"); }  // (B, T) I32: sample index within a packed row
   Tensor residual(int i) const;              // (N, C), i = 0..L
   Tensor hidden() const { return get("hidden"); }          // (N, C) after the final norm
   Tensor final_rstd() const { return get("final_rstd"); }  // (N)
@@ -79,6 +80,8 @@ class ActivationArena {
   // Uploads ids (B·T) and positions p0..p0+T−1 of each row (no packing: seg unused); p0 > 0
   // for the tokens after a KV cache's p0 positions.
   void set_tokens(const std::vector<int32_t>& ids, int64_t p0 = 0);
+  // Packed rows: ids, per-token positions (restarting at 0 in each sample) and seg, all (B·T).
+  void set_tokens(const std::vector<int32_t>& ids, const std::vector<int32_t>& pos, const std::vector<int32_t>& seg);
 
   // Writes every buffer (host copies, I32 and F32 as they are) to a safetensors file.
   void save(const fs::path& path) const;

@@ -119,19 +119,31 @@ LayerActs ModelBackward::layer_acts(int i) const {
 
 std::vector<float> ModelBackward::forward(int64_t B, int64_t T, const std::vector<int32_t>& ids,
                                           const std::vector<int32_t>& targets, bool training, uint64_t seed) {
+  return forward(B, T, ids, {}, {}, targets, training, seed);
+}
+
+std::vector<float> ModelBackward::forward(int64_t B, int64_t T, const std::vector<int32_t>& ids,
+                                          const std::vector<int32_t>& pos, const std::vector<int32_t>& seg,
+                                          const std::vector<int32_t>& targets, bool training, uint64_t seed) {
   LF_CHECK(static_cast<int64_t>(ids.size()) == B * T && targets.size() == ids.size());
+  LF_CHECK(pos.size() == seg.size() && (pos.empty() || pos.size() == ids.size()),
+           "packed forward: {} pos, {} seg for {} ids", pos.size(), seg.size(), ids.size());
   m_.check_input(std::span<const int32_t>(ids), T, "training batch");
   ensure_shape(B, T);
   training_ = training;
   seed_ = seed;
+  packed_ = !seg.empty();
   Backend& be = m_.backend();
   const ModelConfig& c = m_.config();
   const int64_t N = B * T;
-  acts_->set_tokens(ids);
+  if (packed_)
+    acts_->set_tokens(ids, pos, seg);
+  else
+    acts_->set_tokens(ids);
   be.embedding_forward(acts_->residual(0), acts_->ids().view({N}), m_.weights().embed());
   for (int i = 0; i < c.num_layers; ++i)
     m_.layer_forward(i, acts_->residual(i + 1), acts_->residual(i), layer_acts(i), layer_lora(i), acts_->pos(),
-                     Tensor(), training);
+                     seg_mask(), training);
   be.rmsnorm_forward(acts_->hidden(), acts_->final_rstd(), acts_->residual(c.num_layers), m_.weights().final_norm(),
                      static_cast<float>(c.rms_norm_eps));
   be.upload(g_->targets.data, targets.data(), targets.size() * sizeof(int32_t));
@@ -162,7 +174,7 @@ void ModelBackward::backward(float loss_scale) {
     const LayerActs a = layer_acts(i);
     // The single layer set holds layer L−1 after the forward; earlier layers are recomputed.
     if (checkpointing_ && i != L - 1)
-      m_.layer_forward(i, acts_->residual(i + 1), acts_->residual(i), a, layer_lora(i), acts_->pos(), Tensor(),
+      m_.layer_forward(i, acts_->residual(i + 1), acts_->residual(i), a, layer_lora(i), acts_->pos(), seg_mask(),
                        training_);
     layer_backward(i, g_->dres[1 - cur], g_->dres[cur], a);
     cur = 1 - cur;
@@ -197,7 +209,7 @@ void ModelBackward::layer_backward(int i, Tensor dx, Tensor dy, const LayerActs&
 
   // attention block: resid_mid = x + o(attn(rope(q(n)), rope(k(n)), v(n))), n = rmsnorm(x)
   lin_back(Proj::O, rows(g.d_attn), g.d_mid, rows(a.attn), w.o);
-  be.attention_backward(g.dq, g.dk, g.dv, g.d_attn, a.q, a.k, a.v, a.attn, a.lse, Tensor());
+  be.attention_backward(g.dq, g.dk, g.dv, g.d_attn, a.q, a.k, a.v, a.attn, a.lse, seg_mask());
   be.rope_backward(g.dq.view({N, H, D}), acts_->pos(), theta);
   be.rope_backward(g.dk.view({N, Hkv, D}), acts_->pos(), theta);
   lin_back(Proj::Q, g.d_norm, rows(g.dq), a.attn_norm, w.q);
@@ -209,11 +221,15 @@ void ModelBackward::layer_backward(int i, Tensor dx, Tensor dy, const LayerActs&
   be.add(dx, g.d_mid, g.tmp);
 }
 
-std::vector<int32_t> shift_labels(const std::vector<int32_t>& labels, int64_t B, int64_t T) {
-  LF_CHECK(static_cast<int64_t>(labels.size()) == B * T);
+std::vector<int32_t> shift_labels(const std::vector<int32_t>& labels, int64_t B, int64_t T,
+                                  const std::vector<int32_t>& seg) {
+  LF_CHECK(static_cast<int64_t>(labels.size()) == B * T && (seg.empty() || seg.size() == labels.size()));
   std::vector<int32_t> t(labels.size(), -100);
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t s = 0; s + 1 < T; ++s) t[static_cast<size_t>(b * T + s)] = labels[static_cast<size_t>(b * T + s + 1)];
+    for (int64_t s = 0; s + 1 < T; ++s) {
+      const auto n = static_cast<size_t>(b * T + s);
+      if (seg.empty() || seg[n] == seg[n + 1]) t[n] = labels[n + 1];
+    }
   return t;
 }
 

@@ -36,6 +36,12 @@ class ModelBackward {
   // Returns the per-row losses (N) (0 for ignored rows).
   std::vector<float> forward(int64_t B, int64_t T, const std::vector<int32_t>& ids,
                              const std::vector<int32_t>& targets, bool training, uint64_t seed);
+  // The same for packed rows: pos (B·T) per-token positions (restarting at 0 in each sample)
+  // and seg (B·T) the sample index within its row; attention stays inside each seg value.
+  // Both empty = unpacked (positions 0..T−1, no segment mask), exactly the overload above.
+  std::vector<float> forward(int64_t B, int64_t T, const std::vector<int32_t>& ids, const std::vector<int32_t>& pos,
+                             const std::vector<int32_t>& seg, const std::vector<int32_t>& targets, bool training,
+                             uint64_t seed);
 
   // Backward of Σ_n loss_scale·loss_n for the batch of the last forward (same `training`
   // and seed): LoRA gradients accumulate into lora.grads().
@@ -51,6 +57,7 @@ class ModelBackward {
   void ensure_shape(int64_t B, int64_t T);
   LayerActs layer_acts(int i) const;  // acts_->layer(i) with the dropout seeds set
   LayerLora layer_lora(int i) const;
+  Tensor seg_mask() const { return packed_ ? acts_->seg() : Tensor(); }  // (B,T) I32 or empty
   void layer_backward(int i, Tensor dx, Tensor dy, const LayerActs& a);
 
   const Model& m_;
@@ -63,11 +70,15 @@ class ModelBackward {
   bool training_ = false;
   uint64_t seed_ = 0;
   bool have_forward_ = false;
+  bool packed_ = false;  // the last forward had seg: attention masks by acts_->seg()
   std::vector<int32_t> host_targets_;  // (N) of the last forward
 };
 
 // The shifted targets of a right-padded batch: targets[b·T + t] = labels[b·T + t + 1] for
 // t < T − 1, −100 at t = T − 1 (as transformers' ForCausalLMLoss shifts labels).
-std::vector<int32_t> shift_labels(const std::vector<int32_t>& labels, int64_t B, int64_t T);
+// With seg (B·T, packed rows) also −100 where seg changes between t and t + 1: the last token
+// of one sample never predicts the first token of the next.
+std::vector<int32_t> shift_labels(const std::vector<int32_t>& labels, int64_t B, int64_t T,
+                                  const std::vector<int32_t>& seg = {});
 
 }  // namespace lorafit

@@ -118,6 +118,7 @@ const std::vector<SettingKey>& setting_keys() {
       key_of("gradient_accumulation_steps", &S::gradient_accumulation_steps, "micro-batches per step"),
       key_of("shuffle", &S::shuffle, "seeded shuffle per epoch (false keeps file order)"),
       key_of("group_by_length", &S::group_by_length, "batch samples of similar length"),
+      key_of("packing", &S::packing, "pack samples into cutoff_len rows (attention stays inside each sample)"),
       key_of("learning_rate", &S::learning_rate, "peak learning rate"),
       key_of("num_train_epochs", &S::num_train_epochs, "epochs"),
       key_of("max_steps", &S::max_steps, "optimizer steps (overrides epochs when > 0)"),

@@ -43,6 +43,7 @@ struct TrainSettings {
   int64_t gradient_accumulation_steps = 8;
   bool shuffle = true;
   bool group_by_length = false;
+  bool packing = false;  // several samples per cutoff_len row, attention kept inside each sample
 
   // ---- optimisation ----
   double learning_rate = 1e-4;

@@ -20,6 +20,9 @@ void check_batch(const MicroBatch& mb, size_t index) {
       mb.labels.size() != mb.ids.size())
     throw Error("micro-batch {}: expected ids and labels of B·T = {}·{} = {} entries, got {} ids and {} labels",
                 index, mb.B, mb.T, mb.B * mb.T, mb.ids.size(), mb.labels.size());
+  if (mb.pos.size() != mb.seg.size() || (!mb.seg.empty() && mb.seg.size() != mb.ids.size()))
+    throw Error("micro-batch {}: a packed batch needs pos and seg of B·T = {} entries each, got {} pos and {} seg",
+                index, mb.B * mb.T, mb.pos.size(), mb.seg.size());
 }
 
 }  // namespace
@@ -48,8 +51,9 @@ LoraTrainer::LoraTrainer(const Model& m, LoraParams& lora, const TrainConfig& cf
 }
 
 double LoraTrainer::accumulate(const MicroBatch& mb, double loss_scale, uint64_t seed, int64_t* predicted) {
-  const std::vector<int32_t> targets = shift_labels(mb.labels, mb.B, mb.T);
-  const std::vector<float> loss = passes_->forward(mb.B, mb.T, mb.ids, targets, /*training=*/true, seed);
+  const std::vector<int32_t> targets = shift_labels(mb.labels, mb.B, mb.T, mb.seg);
+  const std::vector<float> loss =
+      passes_->forward(mb.B, mb.T, mb.ids, mb.pos, mb.seg, targets, /*training=*/true, seed);
   double sum = 0;  // Σ token CE, in double
   int64_t n = 0;
   for (size_t i = 0; i < loss.size(); ++i)

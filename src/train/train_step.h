@@ -27,10 +27,13 @@ struct TrainConfig {
 };
 
 // One right-padded micro-batch: ids and labels (B, T) row-major; labels −100 = not trained.
+// Packed rows (several samples per row) also carry pos and seg; both empty = one sample per row.
 struct MicroBatch {
   int64_t B = 0, T = 0;
   std::vector<int32_t> ids;
   std::vector<int32_t> labels;  // unshifted, as the collator produces them
+  std::vector<int32_t> pos;     // (B, T) position of each token within its sample (from 0), or empty
+  std::vector<int32_t> seg;     // (B, T) sample index within the row (padding: its own), or empty
 };
 
 struct StepStats {

@@ -132,12 +132,14 @@ TrainResult run_training(const TrainSettings& s, const TrainHooks& hooks) {
   print(describe_data(data, s));
 
   // ---- pre-flight memory plan, before any weight is read ----
-  const MemoryPlan plan = plan_memory(s.model_name_or_path, s, data.train_stats.max_len);
+  // Packed rows hold up to cutoff_len tokens whatever the longest sample.
+  const int64_t longest_T = s.packing ? s.cutoff_len : data.train_stats.max_len;
+  const MemoryPlan plan = plan_memory(s.model_name_or_path, s, longest_T);
   const double GiB = 1024.0 * 1024.0 * 1024.0;
   print(
       fmt::format("memory plan: weights {:.2f} GiB + LoRA/optimizer {:.2f} GiB + activations {:.2f} GiB (longest "
                   "batch {} tokens) + workspace {:.2f} GiB = {:.2f} GiB{}",
-                  plan.weights / GiB, plan.lora_optimizer / GiB, plan.activations / GiB, data.train_stats.max_len,
+                  plan.weights / GiB, plan.lora_optimizer / GiB, plan.activations / GiB, longest_T,
                   plan.workspace / GiB, plan.total() / GiB,
                   plan.available >= 0 ? fmt::format("; {:.2f} GiB available", plan.available / GiB) : ""));
   if (s.device == "cpu" && plan.available >= 0 && plan.total() > plan.available)  // CPU: everything in RAM
@@ -174,7 +176,10 @@ TrainResult run_training(const TrainSettings& s, const TrainHooks& hooks) {
   bo.group_by_length = s.group_by_length;
   bo.seed = static_cast<uint64_t>(s.seed);
   bo.pad_id = renderer.pad_id();
+  bo.packing = s.packing;
+  bo.cutoff_len = s.cutoff_len;
   const Batcher batcher(data.train, bo);
+  if (s.packing) print(batcher.packing_summary());
   const int64_t nb = batcher.num_batches();
   const int64_t accum = s.gradient_accumulation_steps;
   const int64_t spe = std::max<int64_t>(nb / accum, 1);
@@ -304,7 +309,7 @@ TrainResult run_training(const TrainSettings& s, const TrainHooks& hooks) {
       std::vector<MicroBatch> window;
       for (int64_t b = b0; b < b1; ++b) {
         window.push_back(batcher.batch(order, b));
-        win_samples += static_cast<double>(batcher.batch_samples(b));
+        win_samples += static_cast<double>(batcher.batch_samples(order, b));
         win_tokens += static_cast<double>(batcher.batch_tokens(order, b));
       }
       const StepStats ss = trainer.step(window);
