@@ -16,10 +16,11 @@ T=${T:-384}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 "$PY" bench/forward_baseline.py --dir "$MODEL" --make-only
+# The machine load goes into the log: on a shared machine only same-run comparisons mean much.
 for CK in 1 0; do
-  echo "== lorafit checkpointing=$CK T=$T (OMP_NUM_THREADS=2)"
+  echo "== lorafit checkpointing=$CK T=$T (OMP_NUM_THREADS=2), load $(cut -d' ' -f1-3 /proc/loadavg)"
   OMP_NUM_THREADS=2 LORAFIT_BENCH_MODEL="$MODEL" "$BUILD/bench/bench_train_step" \
     --benchmark_filter="BM_TrainStep/$CK/$T/" --benchmark_counters_tabular=true
-  echo "== transformers + PEFT checkpointing=$CK T=$T (torch threads 2)"
+  echo "== transformers + PEFT checkpointing=$CK T=$T (torch threads 2), load $(cut -d' ' -f1-3 /proc/loadavg)"
   "$PY" bench/train_baseline.py --dir "$MODEL" --T "$T" --checkpointing "$CK"
 done

@@ -58,6 +58,77 @@ void chunk_logits(float* logits, const float* x, const float* wc, int64_t N, int
               static_cast<int>(VC));
 }
 
+// Query rows per tile of the blocked fp32 attention backward (as in backend_forward.cpp).
+constexpr int64_t kAttnTile = 64;
+
+// The fp32 attention backward, blocked like the forward: per (b, kv head j), head h of its
+// group and tile of queries [t0, t1) against keys [0, t1), five sgemm calls on the strided
+// (B,T,H,D) rows in place:
+//   P = exp(scale·Q Kᵀ − lse) (masked to 0), dP = dO Vᵀ, dS = scale·P∘(dP − δ),
+//   dQ = dS K (=), dK += dSᵀ Q, dV += Pᵀ dO.
+// Same formulas as cpu::attention_backward_kernel (the reference, also run in double by the
+// gradient checks). One task per (b, j) owns its dk/dv rows and accumulates its heads and
+// tiles in a fixed order: deterministic. sgemm inside the parallel region runs on 1 thread.
+void attention_backward_f32(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                            const float* v, const float* out, const float* lse, const int32_t* seg, int64_t B,
+                            int64_t Tn, int64_t H, int64_t Hkv, int64_t D) {
+  const int64_t g = H / Hkv;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  const int ldq = static_cast<int>(H * D), ldk = static_cast<int>(Hkv * D), iD = static_cast<int>(D);
+#pragma omp parallel
+  {
+    const size_t tile = static_cast<size_t>(std::min(kAttnTile, Tn) * Tn);
+    std::vector<float> p(tile);   // (tile, keys) probabilities
+    std::vector<float> ds(tile);  // (tile, keys) dP, then the score gradients dS
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t j = 0; j < Hkv; ++j) {
+        const float* kb = k + (b * Tn * Hkv + j) * D;  // (T, D) at row stride Hkv·D
+        const float* vb = v + (b * Tn * Hkv + j) * D;  // (T, D) at row stride Hkv·D
+        float* dkb = dk + (b * Tn * Hkv + j) * D;      // (T, D) at row stride Hkv·D
+        float* dvb = dv + (b * Tn * Hkv + j) * D;      // (T, D) at row stride Hkv·D
+        const int32_t* sb = seg ? seg + b * Tn : nullptr;  // (T) or null
+        for (int64_t s = 0; s < Tn; ++s) {
+          std::fill(dkb + s * Hkv * D, dkb + s * Hkv * D + D, 0.f);
+          std::fill(dvb + s * Hkv * D, dvb + s * Hkv * D + D, 0.f);
+        }
+        for (int64_t h = j * g; h < (j + 1) * g; ++h) {
+          for (int64_t t0 = 0; t0 < Tn; t0 += kAttnTile) {
+            const int64_t t1 = std::min(Tn, t0 + kAttnTile), nt = t1 - t0, ns = t1;  // keys 0 .. t1−1
+            const int64_t off = ((b * Tn + t0) * H + h) * D;  // first row of the tile in (B,T,H,D)
+            const float* qt = q + off;     // (nt, D) at row stride H·D
+            const float* ot = out + off;   // (nt, D)
+            const float* gt = dout + off;  // (nt, D)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nt), static_cast<int>(ns), iD,
+                        scale, qt, ldq, kb, ldk, 0.f, p.data(), static_cast<int>(ns));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nt), static_cast<int>(ns), iD,
+                        1.f, gt, ldq, vb, ldk, 0.f, ds.data(), static_cast<int>(ns));
+            for (int64_t i = 0; i < nt; ++i) {
+              const int64_t t = t0 + i;
+              float* pr = p.data() + i * ns;   // (ns)
+              float* dsr = ds.data() + i * ns;  // (ns)
+              float delta = 0;  // δ_t = Σ_d dout·out, length D as in the reference
+              for (int64_t d = 0; d < D; ++d) delta += gt[i * H * D + d] * ot[i * H * D + d];
+              const float l = lse[(b * H + h) * Tn + t];
+              for (int64_t s = 0; s < ns; ++s) {
+                const bool allowed = s <= t && (!sb || sb[s] == sb[t]);
+                pr[s] = allowed ? std::exp(pr[s] - l) : 0.f;
+                dsr[s] = pr[s] * (dsr[s] - delta) * scale;
+              }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nt), iD, static_cast<int>(ns),
+                        1.f, ds.data(), static_cast<int>(ns), kb, ldk, 0.f, dq + off, ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(ns), iD, static_cast<int>(nt), 1.f,
+                        ds.data(), static_cast<int>(ns), qt, ldq, 1.f, dkb, ldk);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(ns), iD, static_cast<int>(nt), 1.f,
+                        p.data(), static_cast<int>(ns), gt, ldq, 1.f, dvb, ldk);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void CpuBackend::rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor w, Tensor rstd) {
@@ -105,10 +176,10 @@ void CpuBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout
            dk.numel() == k.numel() && dv.numel() == k.numel() && dq.numel() == q.numel() &&
            dout.numel() == q.numel() && out.numel() == q.numel() && lse.numel() == B * H * T);
   LF_CHECK(seg.empty() || (seg.dtype == DType::I32 && seg.numel() == B * T));
-  cpu::attention_backward_kernel(dq.as<float>(), dk.as<float>(), dv.as<float>(), dout.as<const float>(),
-                                 q.as<const float>(), k.as<const float>(), v.as<const float>(),
-                                 out.as<const float>(), lse.as<const float>(),
-                                 seg.empty() ? nullptr : seg.as<const int32_t>(), B, T, H, Hkv, D);
+  attention_backward_f32(dq.as<float>(), dk.as<float>(), dv.as<float>(), dout.as<const float>(),
+                         q.as<const float>(), k.as<const float>(), v.as<const float>(),
+                         out.as<const float>(), lse.as<const float>(),
+                         seg.empty() ? nullptr : seg.as<const int32_t>(), B, T, H, Hkv, D);
 }
 
 void CpuBackend::swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) {
@@ -144,10 +215,15 @@ void CpuBackend::lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, 
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       const float* z = logits.data() + n * nc;  // (nc)
-      double m = mx[n];
-      for (int64_t j = 0; j < nc; ++j) m = std::max(m, static_cast<double>(z[j]));
-      double s = sum[n] * std::exp(mx[n] - m);
-      for (int64_t j = 0; j < nc; ++j) s += std::exp(static_cast<double>(z[j]) - m);
+      float mc = -INFINITY;                      // this chunk's max (exact in float)
+      for (int64_t j = 0; j < nc; ++j) mc = std::max(mc, z[j]);
+      const double m = std::max(mx[n], static_cast<double>(mc));
+      // exp in float (≤ 2 ulp, its argument z − m exact or 1 rounding), summed in double: the
+      // relative error of the sum stays a few eps32, far inside the lse bound of the tests.
+      const float mf = static_cast<float>(m);  // m is a logit, so exact in float
+      double s = 0;
+      for (int64_t j = 0; j < nc; ++j) s += std::exp(z[j] - mf);
+      s += sum[n] * std::exp(mx[n] - m);
       mx[n] = m;
       sum[n] = s;
       if (tg[n] >= v0 && tg[n] < v1) zt[n] = z[tg[n] - v0];
@@ -163,7 +239,9 @@ void CpuBackend::lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, 
 }
 
 // Recomputes each chunk's logits, turns them into dlogits in place, and accumulates
-// dx += dlogits (N,VC) · wc (VC,C) (the first chunk overwrites: activation gradient).
+// dx += dlogits (N,VC) · wc (VC,C) (the first chunk overwrites: activation gradient). Rows
+// with target −100 (or dloss 0) have dx = 0 exactly: they are left out of the GEMMs (prompt
+// tokens of a masked batch cost nothing) and their dx rows are written as zeros.
 void CpuBackend::lmhead_ce_backward(Tensor dx, Tensor dloss, Tensor x, Tensor w, Tensor targets,
                                     Tensor lse) {
   const char* op = "lmhead_ce_backward";
@@ -179,27 +257,45 @@ void CpuBackend::lmhead_ce_backward(Tensor dx, Tensor dloss, Tensor x, Tensor w,
   check_targets(tg, N, V);
   const float* dl = dloss.as<const float>();  // (N)
   const float* ls = lse.as<const float>();    // (N)
+  float* dxp = dx.as<float>();                // (N, C)
+  std::vector<int64_t> rows;                  // (Na) the rows that receive a gradient
+  for (int64_t n = 0; n < N; ++n)
+    if (tg[n] != -100 && dl[n] != 0.f) rows.push_back(n);
+  const int64_t Na = static_cast<int64_t>(rows.size());
+  std::fill(dxp, dxp + N * C, 0.f);
+  if (Na == 0) return;
+  // All rows active (the usual pretraining batch): x and dx are used in place; otherwise the
+  // active rows are gathered into xa and their gradients scattered back from dxa.
+  const bool dense = Na == N;
+  std::vector<float> xa, dxa;  // (Na, C) each, only when some rows are inactive
+  if (!dense) {
+    xa.resize(static_cast<size_t>(Na * C));
+    dxa.resize(static_cast<size_t>(Na * C));
+    for (int64_t i = 0; i < Na; ++i)
+      std::copy(x.as<const float>() + rows[i] * C, x.as<const float>() + (rows[i] + 1) * C, xa.data() + i * C);
+  }
+  const float* xs = dense ? x.as<const float>() : xa.data();  // (Na, C)
+  float* dxs = dense ? dxp : dxa.data();                       // (Na, C)
   const int64_t VC = std::min(kVocabChunk, V);
-  std::vector<float> wc(static_cast<size_t>(VC * C));      // (VC, C)
-  std::vector<float> logits(static_cast<size_t>(N * VC));  // (N, VC), then dlogits
+  std::vector<float> wc(static_cast<size_t>(VC * C));       // (VC, C)
+  std::vector<float> logits(static_cast<size_t>(Na * VC));  // (Na, VC), then dlogits
   for (int64_t v0 = 0; v0 < V; v0 += VC) {
     const int64_t v1 = std::min(V, v0 + VC), nc = v1 - v0;
     weight_rows_f32(wc.data(), w, v0, v1);
-    chunk_logits(logits.data(), x.as<const float>(), wc.data(), N, C, nc);
+    chunk_logits(logits.data(), xs, wc.data(), Na, C, nc);
 #pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-      float* z = logits.data() + n * nc;  // (nc)
-      if (tg[n] == -100 || dl[n] == 0.f) {
-        std::fill(z, z + nc, 0.f);
-        continue;
-      }
+    for (int64_t i = 0; i < Na; ++i) {
+      const int64_t n = rows[i];
+      float* z = logits.data() + i * nc;  // (nc)
       for (int64_t j = 0; j < nc; ++j) z[j] = dl[n] * std::exp(z[j] - ls[n]);
       if (tg[n] >= v0 && tg[n] < v1) z[tg[n] - v0] -= dl[n];
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(N), static_cast<int>(C),
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(Na), static_cast<int>(C),
                 static_cast<int>(nc), 1.f, logits.data(), static_cast<int>(nc), wc.data(),
-                static_cast<int>(C), v0 == 0 ? 0.f : 1.f, dx.as<float>(), static_cast<int>(C));
+                static_cast<int>(C), v0 == 0 ? 0.f : 1.f, dxs, static_cast<int>(C));
   }
+  if (!dense)
+    for (int64_t i = 0; i < Na; ++i) std::copy(dxa.data() + i * C, dxa.data() + (i + 1) * C, dxp + rows[i] * C);
 }
 
 void CpuBackend::adamw(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp) {

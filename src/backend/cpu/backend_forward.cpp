@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -62,9 +64,65 @@ void convert_rows(float* dst, const Tensor& w, int64_t r0, int64_t r1, int64_t c
                    w.dtype, static_cast<size_t>(cols));
 }
 
-// About 4 MB of fp32 scratch per converted block: large enough for efficient GEMM calls,
-// small enough to stay in cache-friendly territory and never approach a model's size.
-constexpr int64_t kScratchFloats = int64_t{1} << 20;
+// At most 20 MB of fp32 scratch per converted block: a whole decoder weight of a 0.5B-class
+// model (4864 × 896) is one block, so each matmul is one sgemm call (OpenBLAS packs the
+// activations once per call, so fewer calls pack less), while bigger models are still
+// converted block by block, never as a full fp32 copy.
+constexpr int64_t kScratchFloats = int64_t{5} << 20;
+
+// Query rows per tile of the blocked fp32 attention: one head's (tile, keys) score block is
+// 64 × T floats (96 KB at T = 384), small enough to stay in L2 between its two GEMMs.
+constexpr int64_t kAttnTile = 64;
+
+// The fp32 attention, blocked: per (b, h) and tile of queries [t0, t1), the scores against
+// keys [0, t1) are one sgemm (rows of q/k/v read in place at their (B,T,H,D) strides), the
+// masked softmax a row loop (float exp, sums in double), and the output one more sgemm.
+// Same contract and arithmetic order per row as cpu::attention_forward (the reference, which
+// the tests instantiate with double), except that dot products are fp32 sgemm sums.
+// Deterministic: each (b, h) is one task; sgemm inside the parallel region runs on 1 thread.
+void attention_forward_f32(float* out, float* lse, const float* q, const float* k, const float* v,
+                           const int32_t* seg, int64_t B, int64_t S, int64_t H, int64_t Hkv, int64_t D) {
+  const int64_t group = H / Hkv;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  const int ldq = blas_int(H * D), ldk = blas_int(Hkv * D);
+#pragma omp parallel
+  {
+    std::vector<float> p(static_cast<size_t>(std::min(kAttnTile, S) * S));  // (tile, keys) scores, then weights
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t h = 0; h < H; ++h) {
+        const float* kb = k + (b * S * Hkv + h / group) * D;  // (S, D) at row stride Hkv·D
+        const float* vb = v + (b * S * Hkv + h / group) * D;  // (S, D) at row stride Hkv·D
+        const int32_t* sb = seg ? seg + b * S : nullptr;       // (S) or null
+        for (int64_t t0 = 0; t0 < S; t0 += kAttnTile) {
+          const int64_t t1 = std::min(S, t0 + kAttnTile), nt = t1 - t0, ns = t1;  // keys 0 .. t1−1
+          const float* qt = q + ((b * S + t0) * H + h) * D;  // (nt, D) at row stride H·D
+          float* ot = out + ((b * S + t0) * H + h) * D;      // (nt, D) at row stride H·D
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_int(nt), blas_int(ns), blas_int(D), scale, qt,
+                      ldq, kb, ldk, 0.f, p.data(), blas_int(ns));
+          for (int64_t i = 0; i < nt; ++i) {
+            const int64_t t = t0 + i;
+            float* pr = p.data() + i * ns;  // (ns) scores of query t
+            float mx = -std::numeric_limits<float>::infinity();
+            for (int64_t s = 0; s <= t; ++s)
+              if (!sb || sb[s] == sb[t]) mx = std::max(mx, pr[s]);
+            double sum = 0.0;  // up to T terms: double
+            for (int64_t s = 0; s < ns; ++s) {
+              const bool allowed = s <= t && (!sb || sb[s] == sb[t]);
+              pr[s] = allowed ? std::exp(pr[s] - mx) : 0.f;
+              sum += pr[s];
+            }
+            const float inv = static_cast<float>(1.0 / sum);
+            for (int64_t s = 0; s <= t; ++s) pr[s] *= inv;
+            if (lse) lse[(b * H + h) * S + t] = static_cast<float>(static_cast<double>(mx) + std::log(sum));
+          }
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blas_int(nt), blas_int(D), blas_int(ns), 1.f,
+                      p.data(), blas_int(ns), vb, ldk, 0.f, ot, ldq);
+        }
+      }
+    }
+  }
+}
 
 }  // namespace
 
@@ -197,7 +255,7 @@ void CpuBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, T
     LF_CHECK(seg.numel() == B * S, "attention seg {} for (B,T)=({},{})", seg.shape_str(), B, S);
     sg = seg.as<int32_t>();
   }
-  cpu::attention_forward(out.as<float>(), l, q.as<float>(), k.as<float>(), v.as<float>(), sg, B, S, H, Hkv, D);
+  attention_forward_f32(out.as<float>(), l, q.as<float>(), k.as<float>(), v.as<float>(), sg, B, S, H, Hkv, D);
 }
 
 void CpuBackend::swiglu_forward(Tensor out, Tensor gate, Tensor up) {

@@ -44,6 +44,8 @@ void rmsnorm_backward_kernel(T* dx, const T* dout, const T* x, const W* w, const
 // P_ts = exp(scale·q_t·k_s − lse_t) for allowed s ≤ t; δ_t = Σ_d dout_t·out_t;
 // dS = P∘(dout_t·v_s − δ_t); dq_t = scale Σ_s dS k_s; dk_s = scale Σ_t dS q_t; dv_s = Σ_t P dout_t.
 // One task per (b, kv head) owns its dk/dv rows, so no two threads write the same output.
+// The reference; for float the backend runs the blocked sgemm version with the same formulas
+// (attention_backward_f32 in backend_backward.cpp), checked against this one.
 template <class T>
 void attention_backward_kernel(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
                                const T* v, const T* out, const T* lse, const int32_t* seg,

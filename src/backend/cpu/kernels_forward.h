@@ -142,7 +142,9 @@ void rope_forward(T* x, const int32_t* pos, int64_t N, int64_t H, int64_t D, flo
 // Causal GQA attention. q (B,S,H,D), k/v (B,S,Hkv,D), out (B,S,H,D), lse (B,H,S) (may be
 // null), seg (B,S) (may be null: one sequence per row). Query (b,t,h) attends keys s ≤ t
 // (with seg[b,s] == seg[b,t]) of kv head h / (H/Hkv); scores scaled by D^-0.5; softmax
-// with the max subtracted, sums in double.
+// with the max subtracted, sums in double. The scalar reference (and the T = double
+// instantiation of the tests); the backend runs the blocked sgemm version for float
+// (attention_forward_f32 in backend_forward.cpp), checked against this one.
 template <class T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const int32_t* seg,
                        int64_t B, int64_t S, int64_t H, int64_t Hkv, int64_t D) {
