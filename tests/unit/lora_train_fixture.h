@@ -6,10 +6,13 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cfloat>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "formats/model_config.h"
 #include "formats/safetensors.h"
 #include "lora/lora_params.h"
 #include "train/train_step.h"
@@ -87,5 +90,15 @@ struct TrainCase {
   int num_micro_batches() const { return doc["data"]["num_micro_batches"].get<int>(); }
 };
 
+
+// A worst-case fp32 bound for a whole forward/backward compared with another fp32
+// implementation (torch) that sums in a different order: each of the ~12 chained ops per layer
+// (norm, 3 projections, rope, attention, o, norm, gate/up, swiglu, down, residual; and as many
+// in the backward) plus ~4 in the head contributes at most K·u relative error, K the longest
+// reduction (max of C, F, T and V). Both sides err, so twice: rel = 2·(12·L + 4)·K·u.
+inline double model_rel_bound(const ModelConfig& c, int64_t T) {
+  const int64_t K = std::max<int64_t>({c.hidden_size, c.intermediate_size, c.vocab_size, T});
+  return 2.0 * (12.0 * c.num_layers + 4.0) * static_cast<double>(K) * (FLT_EPSILON / 2);
+}
 
 }  // namespace lorafit::testing

@@ -16,16 +16,7 @@ namespace lorafit {
 namespace {
 
 using testing::TrainCase;
-
-// A worst-case fp32 bound for a whole forward/backward compared with another fp32
-// implementation (torch) that sums in a different order: each of the ~12 chained ops per layer
-// (norm, 3 projections, rope, attention, o, norm, gate/up, swiglu, down, residual; and as many
-// in the backward) plus ~4 in the head contributes at most K·u relative error, K the longest
-// reduction (max of C, F, T and V). Both sides err, so twice: rel = 2·(12·L + 4)·K·u.
-double model_rel_bound(const ModelConfig& c, int64_t T) {
-  const int64_t K = std::max<int64_t>({c.hidden_size, c.intermediate_size, c.vocab_size, T});
-  return 2.0 * (12.0 * c.num_layers + 4.0) * static_cast<double>(K) * (FLT_EPSILON / 2);
-}
+using testing::model_rel_bound;
 
 struct Result {
   double mean_loss = 0;

@@ -18,13 +18,7 @@ namespace lorafit {
 namespace {
 
 using testing::TrainCase;
-
-// As in test_model_backward.cpp: a worst-case relative fp32 bound of a whole forward/backward
-// against another fp32 implementation, rel = 2·(12·L + 4)·K·u, K the longest reduction.
-double model_rel_bound(const ModelConfig& c, int64_t T) {
-  const int64_t K = std::max<int64_t>({c.hidden_size, c.intermediate_size, c.vocab_size, T});
-  return 2.0 * (12.0 * c.num_layers + 4.0) * static_cast<double>(K) * (FLT_EPSILON / 2);
-}
+using testing::model_rel_bound;
 
 // Max over a tensor of |x|.
 double max_abs(const std::vector<float>& v) {
