@@ -69,6 +69,7 @@ class CudaBackend final : public Backend {
             bool tb, cuda::ET in, int64_t M, int64_t N, int64_t K, float alpha, float beta);
   // Throws Error naming the first out-of-range element of v (device I32, n elements).
   int64_t first_out_of_range(const int32_t* v, int64_t n, int32_t hi, bool allow_ignore);
+  const void* lmhead_prepare(const Tensor& x, const Tensor& w, const int32_t* tg, int64_t N, cuda::ET* ct);
   void lmhead_chunk_logits(float* logits, const void* xin, cuda::ET ct, const Tensor& w, int64_t v0, int64_t nc,
                            int64_t N, int64_t C, const void** wchunk);
 

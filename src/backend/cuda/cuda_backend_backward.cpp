@@ -92,6 +92,26 @@ void CudaBackend::lmhead_chunk_logits(float* logits, const void* xin, ET ct, con
   gemm(logits, ET::F32, nc, xin, C, false, *wchunk, C, true, ct, N, nc, C, 1.f, 0.f);
 }
 
+// What both lm-head ops do first: refuse a target outside [0, V) that is not −100, and bring
+// x (N,C) to the GEMM compute type ct (x itself, or an fp32 copy when x and w differ).
+const void* CudaBackend::lmhead_prepare(const Tensor& x, const Tensor& w, const int32_t* tg, int64_t N, ET* ct) {
+  const int64_t V = w.dim(0), C = w.dim(1);
+  const int64_t bad = first_out_of_range(tg, N, static_cast<int32_t>(V), true);
+  if (bad < N) {
+    int32_t t = 0;
+    download(&t, tg + bad, sizeof t);
+    throw Error("lm-head cross-entropy: target {} at row {} is outside the vocabulary [0, {}) "
+                "and is not the ignore index -100; check the labels of the batch",
+                t, bad, V);
+  }
+  const ET at = cuda::act_type(x, "lmhead x"), wt = cuda::weight_type(w, "lmhead w");
+  *ct = at == wt ? at : ET::F32;
+  if (at == *ct) return x.data;
+  void* conv = scratch(kConvA, static_cast<size_t>(N * C) * 4);
+  LF_CUDA(cuda::convert(conv, ET::F32, x.data, at, N * C));
+  return conv;
+}
+
 namespace {
 void check_lmhead(const Tensor& x, const Tensor& w, const Tensor& targets) {
   cuda::act_type(x, "lmhead x");
@@ -109,22 +129,8 @@ void CudaBackend::lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w,
   LF_CHECK(x.numel() == N * C && loss.numel() == N && lse.numel() == N && targets.numel() == N);
   if (N == 0) return;
   const int32_t* tg = targets.as<int32_t>();  // (N)
-  const int64_t bad = first_out_of_range(tg, N, static_cast<int32_t>(V), true);
-  if (bad < N) {
-    int32_t t = 0;
-    download(&t, tg + bad, sizeof t);
-    throw Error("lm-head cross-entropy: target {} at row {} is outside the vocabulary [0, {}) "
-                "and is not the ignore index -100; check the labels of the batch",
-                t, bad, V);
-  }
-  const ET at = cuda::act_type(x, "lmhead x"), wt = cuda::weight_type(w, "lmhead w");
-  const ET ct = at == wt ? at : ET::F32;
-  const void* xin = x.data;
-  if (at != ct) {
-    void* conv = scratch(kConvA, static_cast<size_t>(N * C) * 4);
-    LF_CUDA(cuda::convert(conv, ET::F32, x.data, at, N * C));
-    xin = conv;
-  }
+  ET ct;
+  const void* xin = lmhead_prepare(x, w, tg, N, &ct);
   const int64_t VC = std::min(kVocabChunk, V);
   float* logits = static_cast<float*>(scratch(kLogits, static_cast<size_t>(N * VC) * 4));  // (N, VC)
   char* state = static_cast<char*>(scratch(kCeState, static_cast<size_t>(N) * 20));
@@ -153,22 +159,8 @@ void CudaBackend::lmhead_ce_backward(Tensor dx, Tensor dloss, Tensor x, Tensor w
            targets.numel() == N);
   if (N == 0) return;
   const int32_t* tg = targets.as<int32_t>();  // (N)
-  const int64_t bad = first_out_of_range(tg, N, static_cast<int32_t>(V), true);
-  if (bad < N) {
-    int32_t t = 0;
-    download(&t, tg + bad, sizeof t);
-    throw Error("lm-head cross-entropy: target {} at row {} is outside the vocabulary [0, {}) "
-                "and is not the ignore index -100; check the labels of the batch",
-                t, bad, V);
-  }
-  const ET at = cuda::act_type(x, "lmhead x"), wt = cuda::weight_type(w, "lmhead w");
-  const ET ct = at == wt ? at : ET::F32;
-  const void* xin = x.data;
-  if (at != ct) {
-    void* conv = scratch(kConvA, static_cast<size_t>(N * C) * 4);
-    LF_CUDA(cuda::convert(conv, ET::F32, x.data, at, N * C));
-    xin = conv;
-  }
+  ET ct;
+  const void* xin = lmhead_prepare(x, w, tg, N, &ct);
   const int64_t VC = std::min(kVocabChunk, V);
   float* logits = static_cast<float*>(scratch(kLogits, static_cast<size_t>(N * VC) * 4));  // (N, VC)
   // dlogits in the GEMM's input type: in place over the fp32 logits, or a 16-bit chunk.
