@@ -1,6 +1,6 @@
 // safetensors: memory-mapped zero-copy reader with full validation, a writer byte-identical
 // to the reference (Python `safetensors`), and sharded checkpoints through
-// model.safetensors.index.json. Format: SPEC.md "safetensors".
+// model.safetensors.index.json. Format: docs/SPEC.md "safetensors".
 #pragma once
 #include <cstdint>
 #include <map>

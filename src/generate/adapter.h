@@ -2,7 +2,7 @@
 // against it; apply it unmerged (LoraParams through linear_forward) or merged into the weights
 // at load; and export a merged Hugging Face folder (`lorafit merge`).
 //
-// Merge (SPEC.md "LoRA"): W' = round_to_dtype(float32(W) + s·B·A), the product and the sum in
+// Merge (docs/SPEC.md "LoRA"): W' = round_to_dtype(float32(W) + s·B·A), the product and the sum in
 // fp32 (one GEMM with beta = 1), rounded once to W's dtype; biases unchanged.
 // Letters: O/I out/in features, r rank.
 #pragma once

@@ -1,4 +1,4 @@
-// The generation loop (DESIGN.md §2): prefill the prompt through the model into a KV cache,
+// The generation loop (docs/DESIGN.md §2): prefill the prompt through the model into a KV cache,
 // then decode one token at a time, choosing each with the Sampler, until an eos id, the
 // token limit, the end of the context, or the caller says stop.
 //

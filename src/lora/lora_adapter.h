@@ -1,4 +1,4 @@
-// PEFT adapter folders (SPEC.md "LoRA"): adapter_config.json (sorted keys, indent 2) and
+// PEFT adapter folders (docs/SPEC.md "LoRA"): adapter_config.json (sorted keys, indent 2) and
 // adapter_model.safetensors (F32 lora_A [r, I] / lora_B [O, r], metadata {"format":"pt"}).
 // Both files are written atomically; PeftModel.from_pretrained loads what we write.
 #pragma once

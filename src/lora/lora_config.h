@@ -1,4 +1,4 @@
-// LoRA settings (SPEC.md "LoRA") and which Linear modules they adapt.
+// LoRA settings (docs/SPEC.md "LoRA") and which Linear modules they adapt.
 //
 // Module names are Hugging Face's, e.g. "model.layers.3.self_attn.q_proj" and
 // "model.layers.3.mlp.down_proj". A target is

@@ -1,4 +1,4 @@
-// The one place LoRA touches the model (DESIGN.md §4):
+// The one place LoRA touches the model (docs/DESIGN.md §4):
 //   y = x·Wᵀ + b + s·((drop(x)·Aᵀ)·Bᵀ),  s = alpha/r (alpha/√r with rsLoRA)
 // Layer code calls linear_forward for every projection, with or without an adapter.
 #pragma once

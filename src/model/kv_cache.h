@@ -1,6 +1,6 @@
 // The key/value cache of generation: every layer's keys and values (after RoPE) of the tokens
 // seen so far, so each new token runs the layers on itself alone and attends over the cache
-// (DESIGN.md §6: prefill the prompt, then decode). One allocation on the backend.
+// (docs/DESIGN.md §6: prefill the prompt, then decode). One allocation on the backend.
 //
 // Letters: B batch, S capacity (positions), Hkv kv heads, D head dim, L layers.
 #pragma once

@@ -1,4 +1,4 @@
-// GPU monitoring through NVML, loaded at run time (DESIGN.md §11): no header or library is
+// GPU monitoring through NVML, loaded at run time (docs/DESIGN.md §11): no header or library is
 // needed to build, and a machine without a GPU (or driver) simply reports no devices.
 #pragma once
 #include <string>

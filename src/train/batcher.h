@@ -1,4 +1,4 @@
-// Examples → micro-batches (SPEC.md "Collation"): a seeded shuffle per epoch (a pure
+// Examples → micro-batches (docs/SPEC.md "Collation"): a seeded shuffle per epoch (a pure
 // function of (seed, epoch), so a resumed run sees the same order), optional length grouping
 // (LengthGroupedSampler-style: shuffle, then sort each mega-batch of 50 batches by length),
 // and right padding with pad_id, labels −100.

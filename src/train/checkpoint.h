@@ -1,4 +1,4 @@
-// Checkpoints (DESIGN.md §7): OUTPUT_DIR/checkpoint-{step}/ is a self-contained adapter folder
+// Checkpoints (docs/DESIGN.md §7): OUTPUT_DIR/checkpoint-{step}/ is a self-contained adapter folder
 //   adapter_config.json, adapter_model.safetensors   (PEFT loads these)
 //   tokenizer.json, tokenizer_config.json, ...        (copied from the base model folder)
 //   lorafit_base_model.json                            (base model path + fingerprint)

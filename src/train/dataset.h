@@ -1,4 +1,4 @@
-// Datasets (DESIGN.md §2, §8): JSONL or a JSON array of records in one of the forms people
+// Datasets (docs/DESIGN.md §2, §8): JSONL or a JSON array of records in one of the forms people
 // already have, turned into conversations for the chat template.
 //   pair     {input, output} (DISC-Law-SFT; `reference` appended to the input on request)
 //   alpaca   {instruction, input, output} (user = instruction + "\n" + input when both are set)

@@ -1,5 +1,5 @@
 // Learning-rate schedules as transformers 4.46 builds them (optimization.py), stepping as the
-// Trainer does (SPEC.md "Trainer"): optimizer step k (1-based) uses lr·factor(k − 1); the
+// Trainer does (docs/SPEC.md "Trainer"): optimizer step k (1-based) uses lr·factor(k − 1); the
 // learning_rate logged after step k is lr·factor(k).
 #pragma once
 #include <cstdint>

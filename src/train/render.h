@@ -1,4 +1,4 @@
-// Records → training examples through the model's own chat template (DESIGN.md §2):
+// Records → training examples through the model's own chat template (docs/DESIGN.md §2):
 // ids of the whole rendered conversation (what apply_chat_template(tokenize=True) gives),
 // labels = ids on assistant turns (content + the template's end-of-turn token, so the model
 // learns to stop) and −100 elsewhere (train_on_prompt: every token), truncated to cutoff_len.

@@ -1,4 +1,4 @@
-// The settings of `lorafit train` (DESIGN.md §8): one flat struct whose keys carry the names
+// The settings of `lorafit train` (docs/DESIGN.md §8): one flat struct whose keys carry the names
 // users already type for Transformers, PEFT and LLaMA-Factory. They come from a YAML file
 // (--config) and/or `--key value` flags (flags win); every key is usable as a flag. Unknown
 // keys are an Error naming the closest valid key. The resolved settings are written back as

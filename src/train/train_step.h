@@ -1,5 +1,5 @@
 // One optimizer step of LoRA training over a gradient-accumulation window of micro-batches,
-// with transformers 4.46 Trainer semantics (SPEC.md "Trainer"):
+// with transformers 4.46 Trainer semantics (docs/SPEC.md "Trainer"):
 //   N = labels ≠ −100 over the whole window (unshifted labels, as get_batch_samples counts);
 //   each micro-batch adds Σ token CE / N to the loss and its gradient to the LoRA grads;
 //   global L2 norm of the grads (logged pre-clip), clip to max_grad_norm, AdamW, schedule.

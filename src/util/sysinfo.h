@@ -1,4 +1,4 @@
-// Platform queries behind small functions (DESIGN.md §4): process and host resources,
+// Platform queries behind small functions (docs/DESIGN.md §4): process and host resources,
 // terminal detection, the command line, run-time loading of shared libraries. Linux
 // implementations live in sysinfo.cpp; a Windows port replaces that one file.
 // Every query that can fail returns -1 / empty / nullopt rather than throwing: monitoring

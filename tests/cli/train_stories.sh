@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lorafit train end to end on stories260K (real weights, real text): LoRA training lowers the
 # held-out NLL measured by `lorafit score --adapter`; the run folder, checkpoints and adapter
-# folder hold what DESIGN.md §7 / SPEC.md say; bad input gets clear errors.
+# folder hold what docs/DESIGN.md §7 / docs/SPEC.md say; bad input gets clear errors.
 # Usage: bash train_stories.sh /path/to/lorafit /path/to/source-root
 set -euo pipefail
 BIN=$1 SRC=$2
@@ -28,7 +28,7 @@ echo "held-out mean NLL: before $before, after $after"
 # the base value is far outside run-to-run noise (runs are deterministic anyway).
 awk -v a="$after" -v b="$before" 'BEGIN { exit !(a < 0.7 * b) }' || fail "NLL did not drop: $before -> $after"
 
-# Run folder (DESIGN.md §7).
+# Run folder (docs/DESIGN.md §7).
 for f in config.yaml config.json env.json status.json metrics.jsonl samples.jsonl system.jsonl train.log final/adapter_config.json final/adapter_model.safetensors \
          final/tokenizer.json final/tokenizer_config.json final/lorafit_base_model.json; do
   [ -f "$W/run/$f" ] || fail "missing $f"

@@ -2,7 +2,7 @@
 // a fixture model with the real Qwen2.5 tokenizer files and Qwen2.5-0.5B-Instruct's
 // generation_config.json. Eos ids are both <|im_end|> and <|endoftext|>; sampling defaults
 // come from generation_config.json; --prompt renders the model's own ChatML template (with
-// Qwen's default system prompt, SPEC.md "Tokenizer"); bad conversations are refused by name.
+// Qwen's default system prompt, docs/SPEC.md "Tokenizer"); bad conversations are refused by name.
 #include <gtest/gtest.h>
 
 #include <unistd.h>

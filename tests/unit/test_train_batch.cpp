@@ -1,5 +1,5 @@
 // Batching: seeded per-epoch order (a pure function of seed and epoch), file order without
-// shuffle, right padding with pad_id and labels −100 (SPEC.md "Collation"), length grouping.
+// shuffle, right padding with pad_id and labels −100 (docs/SPEC.md "Collation"), length grouping.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -112,7 +112,7 @@ TEST(TrainCheckpoint, BaseModelFingerprintIsStable) {
   EXPECT_EQ(base_model_fingerprint(kModel).size(), 16u);
 }
 
-// The adapter in a checkpoint is PEFT's format (SPEC.md "LoRA"): every key
+// The adapter in a checkpoint is PEFT's format (docs/SPEC.md "LoRA"): every key
 // base_model.model.model.layers.{i}.{self_attn,mlp}.{proj}.lora_{A,B}.weight, A (r, in),
 // B (out, r), F32, metadata {"format": "pt"}, and adapter_config.json with PEFT's keys sorted.
 TEST(TrainCheckpoint, AdapterMatchesPeftLayout) {

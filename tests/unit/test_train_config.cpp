@@ -1,5 +1,5 @@
 // Settings: YAML + flags (flags win), every key a flag, unknown keys with the closest name,
-// and the shipped reference-recipe YAML holding exactly the recipe of DESIGN.md §1.
+// and the shipped reference-recipe YAML holding exactly the recipe of docs/DESIGN.md §1.
 #include <gtest/gtest.h>
 
 #include "train/train_config.h"

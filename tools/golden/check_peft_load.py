@@ -1,5 +1,5 @@
 """Checks a lorafit adapter folder against PEFT 0.13: keys, shapes, dtype and adapter_config.json as
-SPEC.md says, then PeftModel.from_pretrained loads it and its next-token NLLs equal what
+docs/SPEC.md says, then PeftModel.from_pretrained loads it and its next-token NLLs equal what
 `lorafit score --adapter` computes with the same adapter.
 
 Usage (from the repository root, after a `lorafit train` run):
