@@ -3,7 +3,7 @@
 //   lorafit train --config run.yaml [--key value ...]   (flags win over the file)
 //   --dashboard [--dashboard_host H] [--dashboard_port P]: serve the live dashboard of the
 //   runs folder (the output_dir's parent) beside training and print its URL.
-// Every key of the settings table (DESIGN.md §8) is usable as a flag; see --help.
+// Every key of the settings table (docs/DESIGN.md §8) is usable as a flag; see --help.
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -17,6 +17,7 @@
 #include "train/train_config.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/sysinfo.h"
 
 namespace lorafit::cli {
 
@@ -42,6 +43,42 @@ std::string settings_help() {
     s += fmt::format("  --{:<30} {} [{}]\n", k.name, k.help, k.get(d));
   }
   return s;
+}
+
+namespace {
+
+// 'it'\''s' style: safe for any byte but NUL; plain words stay bare.
+std::string shell_quote(const std::string& a) {
+  if (!a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%_+=:,./-") ==
+                        std::string::npos)
+    return a;
+  std::string q = "'";
+  for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+}  // namespace
+
+std::string resume_command() {
+  std::vector<std::string> argv = sys::process_command_line();
+  std::vector<std::string> out;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i] == "--resume_from_checkpoint") {
+      ++i;  // its value
+      continue;
+    }
+    if (argv[i].rfind("--resume_from_checkpoint=", 0) == 0) continue;
+    out.push_back(argv[i]);
+  }
+  out.push_back("--resume_from_checkpoint");
+  out.push_back("latest");
+  std::string cmd;
+  for (const std::string& a : out) cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
+  return cmd;
+}
+
+void exit_if_interrupted(const TrainResult& r) {
+  if (r.interrupted) throw ExitStatus{128 + r.stop_signal};
 }
 
 namespace {
@@ -101,7 +138,8 @@ void setup(CLI::App& sub) {
     TrainHooks hooks;
     hooks.generate = greedy_generate_fn();
     hooks.lorafit_version = LORAFIT_VERSION;
-    run_training(s, hooks);
+    hooks.resume_command = resume_command();
+    exit_if_interrupted(run_training(s, hooks));
   });
 }
 

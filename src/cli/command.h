@@ -8,6 +8,12 @@
 namespace lorafit::cli {
 
 using SetupFn = void (*)(CLI::App& sub);
+
+// Thrown by a callback that ends without an error message but with a non-zero exit status
+// (an interrupted training run: 128 + signal, as a shell reports a signal).
+struct ExitStatus {
+  int code = 0;
+};
 bool register_command(const char* name, const char* help, SetupFn setup);
 
 }  // namespace lorafit::cli

@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const cli::ExitStatus& e) {
+    std::fflush(stdout);
+    return e.code;
   } catch (const Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "lorafit: error: %s\n", e.what());

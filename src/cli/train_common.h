@@ -14,4 +14,11 @@ GenerateFn greedy_generate_fn();
 // "  --key  help" lines for every setting, for `lorafit train --help`.
 std::string settings_help();
 
+// This process's command line with --resume_from_checkpoint latest (replacing any value it
+// had), shell-quoted: what an interrupted run prints to continue.
+std::string resume_command();
+
+// An interrupted run ends the command with exit status 128 + signal (throws ExitStatus).
+void exit_if_interrupted(const TrainResult& r);
+
 }  // namespace lorafit::cli

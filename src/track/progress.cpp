@@ -31,7 +31,8 @@ std::string Progress::render_line(bool tty) const {
   if (stats_.learning_rate >= 0) stats += fmt::format("  lr {:.2e}", stats_.learning_rate);
   if (stats_.tokens_per_s >= 0) stats += fmt::format("  {:.0f} tok/s", stats_.tokens_per_s);
   std::string eta = "--:--";
-  if (total_ > 0 && step_ > 0) eta = format_duration(elapsed / static_cast<double>(step_) * static_cast<double>(total_ - step_));
+  const int64_t done = step_ - first_step_;  // this session's steps
+  if (total_ > 0 && done > 0) eta = format_duration(elapsed / static_cast<double>(done) * static_cast<double>(total_ - step_));
   double frac = total_ > 0 ? std::clamp(static_cast<double>(step_) / static_cast<double>(total_), 0.0, 1.0) : 0.0;
   if (!tty) {
     std::string pos = total_ > 0 ? fmt::format("{}/{} ({:.0f}%)", step_, total_, 100 * frac) : fmt::format("{}", step_);
@@ -77,8 +78,14 @@ void Progress::draw(bool force) {
 void Progress::update(int64_t step, const ProgressStats& stats) {
   step_ = step;
   stats_ = stats;
+  if (mode_ == Mode::plain && line_since_update_) {  // a log line since the last update shows this step
+    line_since_update_ = false;
+    printed_step_ = step;
+    last_draw_ = std::chrono::steady_clock::now();
+    return;
+  }
   // The first step and the last always print in plain mode: logs show start and end.
-  draw(step == 1 || (total_ > 0 && step >= total_));
+  draw(step == first_step_ + 1 || (total_ > 0 && step >= total_));
 }
 
 void Progress::message(std::string_view line) {
@@ -87,6 +94,7 @@ void Progress::message(std::string_view line) {
   std::fprintf(out_, "%.*s\n", static_cast<int>(line.size()), line.data());
   std::fflush(out_);
   if (mode_ == Mode::tty && !finished_) draw(true);
+  if (mode_ == Mode::plain) line_since_update_ = true;
 }
 
 void Progress::finish() {

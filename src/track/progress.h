@@ -1,4 +1,4 @@
-// Terminal progress for long work (DESIGN.md §8). On a TTY: one line redrawn in place
+// Terminal progress for long work (docs/DESIGN.md §8). On a TTY: one line redrawn in place
 //   train  37% |██████▊           | 115/312  loss 1.234  lr 9.1e-05  812 tok/s  ETA 04:12
 // Not a TTY (CI logs, nohup, a pipe): a plain line every `plain_every_s` seconds and at the
 // end, so logs stay readable:
@@ -28,9 +28,13 @@ class Progress {
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
 
+  // A resumed run starts at `step` done: the ETA counts only the steps done since.
+  void set_resumed_from(int64_t step) { step_ = first_step_ = printed_step_ = step; }
   // Step `step` (1-based count of completed steps) done. Cheap: redraws at most ~10×/s.
   void update(int64_t step, const ProgressStats& stats = {});
-  // Prints a full line (e.g. an eval result) without tearing the bar; the bar is redrawn.
+  // Prints a full line (e.g. an eval result) without tearing the bar; the bar is redrawn. In
+  // plain mode a line counts as progress shown: the next update() prints nothing and the next
+  // plain line waits plain_every_s.
   void message(std::string_view line);
   // Final line (always printed, in both modes) and newline on a TTY.
   void finish();
@@ -42,12 +46,13 @@ class Progress {
  private:
   void draw(bool force);
   std::string label_;
-  int64_t total_ = 0, step_ = 0, printed_step_ = -1;
+  int64_t total_ = 0, step_ = 0, first_step_ = 0, printed_step_ = -1;
   ProgressStats stats_;
   std::FILE* out_;
   Mode mode_;
   double plain_every_s_;
   bool finished_ = false;
+  bool line_since_update_ = false;  // plain mode: message() printed since the last update()
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 

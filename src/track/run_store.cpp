@@ -19,6 +19,7 @@ const char* to_string(RunStatus s) {
     case RunStatus::running: return "running";
     case RunStatus::finished: return "finished";
     case RunStatus::failed: return "failed";
+    case RunStatus::interrupted: return "interrupted";
   }
   return "unknown";
 }
@@ -56,6 +57,30 @@ void append_line(std::FILE* f, const nlohmann::json& j, const fs::path& name) {
     throw Error("cannot append to {}: disk full or the file was removed", name.string());
 }
 
+// Keeps the complete rows of a .jsonl file whose "step" is at most `last_step` (rewritten
+// atomically, so a kill during the rewrite leaves the old file).
+void drop_rows_after(const fs::path& p, int64_t last_step) {
+  if (!fs::exists(p)) return;
+  const std::string text = read_file(p);
+  std::string kept;
+  size_t dropped = 0;
+  for (size_t at = 0; at < text.size();) {
+    const size_t nl = text.find('\n', at);
+    if (nl == std::string::npos) {  // a last line without '\n' was cut by a kill
+      ++dropped;
+      break;
+    }
+    const std::string_view line(text.data() + at, nl - at);
+    at = nl + 1;
+    const nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (row.is_object() && row.contains("step") && row["step"].is_number() && row["step"].get<double>() <= static_cast<double>(last_step))
+      kept.append(line).push_back('\n');
+    else
+      ++dropped;
+  }
+  if (dropped) write_file_atomic(p, kept);
+}
+
 }  // namespace
 
 RunStore::RunStore() : impl_(std::make_unique<Impl>()) {}
@@ -74,6 +99,8 @@ std::unique_ptr<RunStore> RunStore::create(const fs::path& dir, std::string_view
   write_file_atomic(dir / "config.json", config_json.dump(2) + "\n");
   write_file_atomic(dir / "env.json", env.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   auto& im = *s->impl_;
+  if (options.resume && options.resume_step >= 0)
+    for (const char* f : {"metrics.jsonl", "samples.jsonl"}) drop_rows_after(dir / f, options.resume_step);
   im.metrics = open_jsonl(dir / "metrics.jsonl", options.resume);
   im.samples = open_jsonl(dir / "samples.jsonl", options.resume);
   if (!options.resume) {

@@ -1,10 +1,11 @@
-// The run folder (DESIGN.md §7): what a training run leaves behind for the dashboard,
+// The run folder (docs/DESIGN.md §7): what a training run leaves behind for the dashboard,
 // TensorBoard and people reading files by hand.
 //
 //   <dir>/config.yaml      resolved settings, as given by the trainer (written once, atomic)
 //   <dir>/config.json      the same settings as JSON (the dashboard diffs these)
 //   <dir>/env.json         environment: CPU, GPU, versions, command line, host (atomic)
-//   <dir>/status.json      {"status": "running"|"finished"|"failed", "error", times, pid} (atomic)
+//   <dir>/status.json      {"status": "running"|"finished"|"failed"|"interrupted", "error", times,
+//                          pid} (atomic)
 //   <dir>/metrics.jsonl    one JSON object per log_metrics/log_eval call, flushed at once
 //   <dir>/samples.jsonl    one JSON object per generated answer (before/after training)
 //   <dir>/system.jsonl     SystemMonitor rows every few seconds (CPU, RSS, memory, disk, GPU)
@@ -28,12 +29,15 @@ namespace lorafit::track {
 
 namespace fs = std::filesystem;
 
-enum class RunStatus { running, finished, failed };
+enum class RunStatus { running, finished, failed, interrupted };
 const char* to_string(RunStatus s);
 
 struct RunStoreOptions {
   bool resume = false;         // true: keep and append to existing *.jsonl (resume from a
                                // checkpoint); false: a fresh run (existing .jsonl truncated)
+  int64_t resume_step = -1;    // with resume: rows of metrics/samples.jsonl whose step is past
+                               // the checkpoint resumed from are dropped (the resumed run logs
+                               // them again), and so is a truncated last line; −1 keeps all
   bool tensorboard = false;    // report_to: tensorboard → also write a TFRecord event file
   double system_period_s = 5;  // SystemMonitor period; <= 0 disables the monitor
 };

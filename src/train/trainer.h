@@ -1,11 +1,18 @@
-// The training run as users run it (DESIGN.md §2): dataset → examples → batches → LoRA steps,
+// The training run as users run it (docs/DESIGN.md §2): dataset → examples → batches → LoRA steps,
 // with logging (terminal + OUTPUT_DIR/metrics.jsonl), eval loss, before/after answers
 // (samples.jsonl), checkpoints with exact resume, and the final adapter in OUTPUT_DIR/final/.
 //
-// Run folder (DESIGN.md §7), through track::RunStore: config.yaml (resolved settings),
+// Run folder (docs/DESIGN.md §7), through track::RunStore: config.yaml (resolved settings),
 // config.json, env.json, status.json, metrics.jsonl (one JSON object per log/eval event),
 // samples.jsonl (answers to the eval prompts with the ground truth), system.jsonl; plus
-// train.log (the terminal lines), checkpoint-N/ and final/.
+// train.log (the terminal lines), train_results.json (the end-of-run summary), checkpoint-N/
+// and final/.
+//
+// Interruption: SIGINT or SIGTERM during the steps finishes the current optimizer step,
+// writes checkpoint-{step} (atomically), sets status.json to "interrupted" and returns with
+// TrainResult::interrupted; a second signal ends the process at once (status.json still says
+// "interrupted", at the last checkpoint). A resume drops the metrics/samples rows logged
+// after the checkpoint it starts from, so no step appears twice.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -38,6 +45,10 @@ struct TrainResult {
   double eval_loss_before = -1, eval_loss_after = -1;  // −1: no eval split
   std::vector<SampleAnswer> samples_before, samples_after;
   double seconds = 0;
+  double train_loss = 0;         // mean step loss of this session (the summary's train_loss)
+  int64_t trainable_params = 0;
+  bool interrupted = false;      // stopped by a signal at `steps` (< total) with a checkpoint
+  int stop_signal = 0;           // SIGINT or SIGTERM when interrupted
 };
 
 struct TrainHooks {
@@ -45,6 +56,9 @@ struct TrainHooks {
   std::function<void(const std::string&)> print;  // terminal lines (null: stdout)
   bool eval_before = false;                    // eval loss before the first step too (demo)
   std::string lorafit_version;                 // for the run folder's env.json
+  bool progress = true;                        // live bar on a terminal / plain lines in logs
+  std::string progress_label = "train";
+  std::string resume_command;                  // printed after an interruption ("" : generic hint)
 };
 
 // Runs (or resumes) a training run. Throws Error for bad settings, data or model, for an

@@ -123,6 +123,46 @@ TEST(TrackRunStore, FreshRunTruncatesResumeAppends) {
   fs::remove_all(dir);
 }
 
+// A resume from checkpoint-2 drops the rows a run logged after step 2 (they are logged again)
+// and a last line cut by a kill; before, steps 3..4 appeared twice and charts went backwards.
+TEST(TrackRunStore, ResumeDropsRowsPastTheCheckpoint) {
+  auto dir = fresh_dir("resume_step");
+  {
+    auto s = RunStore::create(dir, "", json::object(), json::object(), no_monitor());
+    for (int k = 1; k <= 4; ++k) s->log_metrics(k, {{"loss", 2.0 - 0.1 * k}});
+    s->log_eval(4, {{"eval_loss", 1.5}});
+    s->log_sample(2, 0.5, "step 2", 0, "q", "a2", "t");
+    s->log_sample(4, 1.0, "epoch 1", 0, "q", "a4", "t");
+  }
+  { std::ofstream(dir / "metrics.jsonl", std::ios::app) << R"({"step": 5, "loss")"; }  // killed mid-write
+  {
+    auto o = no_monitor();
+    o.resume = true;
+    o.resume_step = 2;
+    auto s = RunStore::create(dir, "", json::object(), json::object(), o);
+    s->log_metrics(3, {{"loss", 1.7}});
+  }
+  std::vector<int> steps;
+  for (const json& r : read_jsonl(dir / "metrics.jsonl")) steps.push_back(r["step"].get<int>());
+  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3}));
+  const auto samples = read_jsonl(dir / "samples.jsonl");
+  ASSERT_EQ(samples.size(), 1u);
+  EXPECT_EQ(samples[0]["answer"], "a2");
+  fs::remove_all(dir);
+}
+
+TEST(TrackRunStore, InterruptedStatus) {
+  auto dir = fresh_dir("interrupted");
+  auto s = RunStore::create(dir, "", json::object(), json::object(), no_monitor());
+  s->set_status(RunStatus::interrupted, "interrupted by SIGINT after step 3/8");
+  const json st = json::parse(lorafit::read_file(dir / "status.json"));
+  EXPECT_EQ(st["status"], "interrupted");
+  EXPECT_EQ(st["error"], "interrupted by SIGINT after step 3/8");
+  EXPECT_TRUE(st["end_time"].is_number());
+  s.reset();
+  fs::remove_all(dir);
+}
+
 TEST(TrackRunStore, SystemMonitorRows) {
   auto dir = fresh_dir("system");
   RunStoreOptions o;
@@ -177,6 +217,31 @@ TEST(TrackProgress, TtyBar) {
   EXPECT_EQ(full, spaces) << line;
   EXPECT_NE(line.find(" 4/8"), std::string::npos) << line;
   EXPECT_NE(line.find("50%"), std::string::npos) << line;
+}
+
+// Plain mode (not a terminal): the first and last steps print, a message line stands for the
+// step it was printed at, and no carriage return or escape code is written.
+TEST(TrackProgress, PlainModeLines) {
+  const fs::path p = fresh_dir("progress_plain");
+  std::FILE* f = std::fopen(p.c_str(), "w+");
+  ASSERT_NE(f, nullptr);
+  {
+    Progress bar("train", 4, f, Progress::Mode::plain, 3600.0);
+    bar.set_resumed_from(1);  // a resumed run: steps 2..4 this session
+    bar.update(2, {1.5, 1e-4, 100});  // first step of the session: printed
+    bar.update(3, {1.4, 1e-4, 100});  // within plain_every_s: not printed
+    bar.message("step 4/4 | loss 1.3");
+    bar.update(4, {1.3, 1e-4, 100});  // the message line already showed step 4
+    bar.finish();                     // nothing new to show
+  }
+  std::fflush(f);
+  std::fclose(f);
+  const std::string text = lorafit::read_file(p);
+  fs::remove(p);
+  EXPECT_EQ(text.find('\r'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  std::regex re(R"(train step 2/4 \(50%\)  loss 1\.5000  lr 1\.00e-04  100 tok/s  elapsed \d\d:\d\d  ETA \d\d:\d\d\nstep 4/4 \| loss 1\.3\n)");
+  EXPECT_TRUE(std::regex_match(text, re)) << text;
 }
 
 TEST(TrackProgress, Durations) {
