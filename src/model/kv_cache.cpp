@@ -5,7 +5,8 @@
 namespace lorafit {
 
 KvCache::KvCache(Backend& be, const ModelConfig& cfg, int64_t B, int64_t capacity)
-    : be_(be), B_(B), S_(capacity), Hkv_(cfg.num_kv_heads), D_(cfg.head_dim), L_(cfg.num_layers) {
+    : be_(be), B_(B), S_(capacity), Hkv_(cfg.num_kv_heads), D_(cfg.head_dim), L_(cfg.num_layers),
+      row_len_(static_cast<size_t>(B), 0) {
   LF_CHECK(B > 0 && capacity > 0, "KV cache B={} capacity={}", B, capacity);
   const size_t n = static_cast<size_t>(L_) * 2 * static_cast<size_t>(B_ * S_ * Hkv_ * D_);
   buf_ = static_cast<float*>(be.alloc(n * sizeof(float)));
@@ -23,12 +24,17 @@ void KvCache::advance(int64_t n) {
   len_ += n;
 }
 
+void KvCache::set_row_length(int64_t b, int64_t n) {
+  LF_CHECK(b >= 0 && b < B_ && n >= 0 && n <= S_, "KV cache row {} of {} length {} of {}", b, B_, n, S_);
+  row_len_[static_cast<size_t>(b)] = n;
+}
+
 KvLayer KvCache::layer(int i) const {
   LF_CHECK(i >= 0 && i < L_, "KV cache layer {} of {}", i, L_);
   const int64_t per = B_ * S_ * Hkv_ * D_;  // floats of one k or v
   float* k = buf_ + static_cast<int64_t>(i) * 2 * per;
   const Device dev = be_.device();
-  return {Tensor(k, DType::F32, {B_, S_, Hkv_, D_}, dev), Tensor(k + per, DType::F32, {B_, S_, Hkv_, D_}, dev), len_};
+  return {Tensor(k, DType::F32, {B_, S_, Hkv_, D_}, dev), Tensor(k + per, DType::F32, {B_, S_, Hkv_, D_}, dev), len_, {}};
 }
 
 }  // namespace lorafit

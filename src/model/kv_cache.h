@@ -5,17 +5,29 @@
 // Letters: B batch, S capacity (positions), Hkv kv heads, D head dim, L layers.
 #pragma once
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "backend/backend.h"
 #include "formats/model_config.h"
 
 namespace lorafit {
 
+// Batched generation (src/generate/batch_generate.h): row r of the forward's batch goes to cache
+// row `slot`, its new tokens to positions p0, p0+1, ... of that row. Rows have their own
+// lengths, so prompts of different lengths decode together and finish independently.
+struct KvRow {
+  int64_t slot = 0;
+  int64_t p0 = 0;  // tokens already cached in that row
+};
+
 // The cache of one layer as layer_forward sees it: the new tokens go to positions p0, p0+1, ...
+// of every row, or, with `rows`, as each KvRow says.
 struct KvLayer {
   Tensor k;        // (B, S, Hkv, D)
   Tensor v;        // (B, S, Hkv, D)
   int64_t p0 = 0;  // position of the first new token = tokens already cached
+  std::span<const KvRow> rows;  // empty: forward row b = cache row b, all at p0
 };
 
 class KvCache {
@@ -36,11 +48,16 @@ class KvCache {
   void advance(int64_t n);
   KvLayer layer(int i) const;  // p0 = length()
 
+  // Per-row lengths (batched generation; length() is then unused): tokens cached in row b.
+  int64_t row_length(int64_t b) const { return row_len_.at(static_cast<size_t>(b)); }
+  void set_row_length(int64_t b, int64_t n);  // n ≤ capacity(); 0 frees the row
+
  private:
   Backend& be_;
   int64_t B_, S_, Hkv_, D_;
   int L_;
   int64_t len_ = 0;
+  std::vector<int64_t> row_len_;  // (B)
   float* buf_ = nullptr;  // (L, 2, B, S, Hkv, D)
 };
 

@@ -43,22 +43,29 @@ void Model::check_input(std::span<const int32_t> ids, int64_t T, const std::stri
                 what, T, *cfg_.sliding_window, (dir_ / "config.json").string());
 }
 
-void Model::forward(ActivationArena& acts, const LoraParams* lora, bool training, KvCache* cache) const {
+void Model::forward(ActivationArena& acts, const LoraParams* lora, bool training, KvCache* cache,
+                    std::span<const KvRow> rows) const {
   const int64_t N = acts.B() * acts.T();
-  LF_CHECK(!cache || (cache->B() == acts.B() && cache->length() + acts.T() <= cache->capacity()),
+  LF_CHECK(!cache || !rows.empty() || (cache->B() == acts.B() && cache->length() + acts.T() <= cache->capacity()),
            "forward: {} tokens after {} cached of {}", acts.T(), cache ? cache->length() : 0,
            cache ? cache->capacity() : 0);
+  LF_CHECK(rows.empty() || (cache && static_cast<int64_t>(rows.size()) == acts.B()), "forward: {} KV rows for B={}",
+           rows.size(), acts.B());
+  for (const KvRow& r : rows)
+    LF_CHECK(r.slot >= 0 && r.slot < cache->B() && r.p0 >= 0 && r.p0 + acts.T() <= cache->capacity(),
+             "forward: KV row {} at {} + {} of {}", r.slot, r.p0, acts.T(), cache->capacity());
   be_.embedding_forward(acts.residual(0), acts.ids().view({N}), weights_->embed());
   for (int i = 0; i < cfg_.num_layers; ++i) {
     LayerLora ll{};
     if (lora)
       for (int p = 0; p < kNumProj; ++p) ll[static_cast<size_t>(p)] = lora->weights(i, static_cast<Proj>(p));
     LayerActs a = acts.layer(i);
-    const KvLayer kv = cache ? cache->layer(i) : KvLayer{};
+    KvLayer kv = cache ? cache->layer(i) : KvLayer{};
+    kv.rows = rows;
     layer_forward(i, acts.residual(i + 1), acts.residual(i), a, ll, acts.pos(), Tensor(), training,
                   cache ? &kv : nullptr);
   }
-  if (cache) cache->advance(acts.T());
+  if (cache && rows.empty()) cache->advance(acts.T());
   be_.rmsnorm_forward(acts.hidden(), acts.final_rstd(), acts.residual(cfg_.num_layers), weights_->final_norm(),
                       static_cast<float>(cfg_.rms_norm_eps));
 }
@@ -82,7 +89,14 @@ void Model::layer_forward(int i, Tensor x_out, Tensor x_in, const LayerActs& a, 
   linear(Proj::V, rows_of(a.v, N), a.attn_norm, w.v, w.v_bias);
   be_.rope_forward(a.q, pos, theta);
   be_.rope_forward(a.k, pos, theta);
-  if (kv) {  // generation: append this step's keys/values, attend over every cached position
+  if (kv && !kv->rows.empty()) {  // batched generation: each row into its own cache row, at its own length
+    for (int64_t r = 0; r < static_cast<int64_t>(kv->rows.size()); ++r) {
+      const KvRow& row = kv->rows[static_cast<size_t>(r)];
+      const Tensor kc = kv->k.rows(row.slot, row.slot + 1), vc = kv->v.rows(row.slot, row.slot + 1);  // (1, S, Hkv, D)
+      be_.kv_cache_write(kc, vc, a.k.rows(r, r + 1), a.v.rows(r, r + 1), row.p0);
+      be_.attention_decode(a.attn.rows(r, r + 1), a.q.rows(r, r + 1), kc, vc, row.p0);
+    }
+  } else if (kv) {  // generation: append this step's keys/values, attend over every cached position
     be_.kv_cache_write(kv->k, kv->v, a.k, a.v, kv->p0);
     be_.attention_decode(a.attn, a.q, kv->k, kv->v, kv->p0);
   } else {

@@ -48,8 +48,11 @@ class Model {
   // With `cache` (generation, B = cache B): acts holds the next T tokens at positions
   // cache->length() + t (set_tokens(ids, cache->length())); their keys/values are appended to
   // the cache and they attend over all cached positions; the cache then advances by T.
+  // With `rows` too (batched generation, one KvRow per batch row): row r's tokens go to cache
+  // row rows[r].slot at positions rows[r].p0 + t (the caller set them with set_tokens(ids, pos,
+  // seg) and updates the row lengths); the cache's own length() is left alone.
   void forward(ActivationArena& acts, const LoraParams* lora = nullptr, bool training = false,
-               KvCache* cache = nullptr) const;
+               KvCache* cache = nullptr, std::span<const KvRow> rows = {}) const;
 
   // One decoder layer: x_out (N,C) = x_in + attn(...) + mlp(...), saving into `a`.
   // pos (N) I32 positions; seg (B,T) I32 or empty. x_out must not alias x_in.

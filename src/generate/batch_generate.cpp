@@ -1,0 +1,168 @@
+#include "generate/batch_generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "util/error.h"
+
+namespace lorafit {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+// Logits of `rows` (R, C) of hidden states to the host, (R, V) row-major.
+std::vector<float> host_logits(const Model& m, Tensor rows) {
+  Backend& be = m.backend();
+  const int64_t R = rows.dim(0), V = m.config().vocab_size;
+  std::vector<float> host(static_cast<size_t>(R * V));
+  void* buf = be.alloc(host.size() * sizeof(float));
+  m.logits(Tensor(buf, DType::F32, {R, V}, be.device()), rows);  // (R, V)
+  be.sync();
+  be.download(host.data(), buf, host.size() * sizeof(float));
+  be.free(buf);
+  return host;
+}
+
+}  // namespace
+
+BatchGenerator::BatchGenerator(const Model& model, int64_t slots, int64_t capacity, const LoraParams* lora)
+    : model_(model), lora_(lora), cache_(model.backend(), model.config(), slots, capacity) {
+  LF_CHECK(capacity <= context_length(model.config()), "cache of {} beyond the context {}", capacity,
+           context_length(model.config()));
+  for (int64_t s = slots; s-- > 0;) free_slots_.push_back(s);  // slot 0 first
+}
+
+BatchGenerator::~BatchGenerator() = default;
+
+void BatchGenerator::submit(int64_t id, std::vector<int32_t> prompt, const GenerateSettings& s) {
+  const int64_t P = static_cast<int64_t>(prompt.size());
+  if (P == 0) throw Error("generate: the prompt is empty; give at least one token");
+  model_.check_input(prompt, P, "the prompt");
+  if (P >= cache_.capacity())
+    throw Error("the prompt has {} tokens, but the context holds {} (prompt + at least one new token); "
+                "shorten the prompt",
+                P, cache_.capacity());
+  if (s.max_new_tokens < 1) throw Error("max_new_tokens is {}; it must be at least 1", s.max_new_tokens);
+  Sampler check(s.sampling, s.seed);  // validates the sampling parameters now, not mid-batch
+  queue_.push_back({id, std::move(prompt), s});
+}
+
+ActivationArena& BatchGenerator::step_arena(int64_t B) {
+  auto& a = step_arenas_[B];
+  if (!a) a = std::make_unique<ActivationArena>(model_.backend(), model_.config(), B, 1, 1, lora_);
+  return *a;
+}
+
+bool BatchGenerator::accept(Row& row, int32_t token, const std::function<bool(int64_t, int32_t)>& on_token) {
+  GenerateResult& r = row.result;
+  r.ids.push_back(token);
+  row.context.push_back(token);
+  row.next = token;
+  const bool go_on = !on_token || on_token(row.id, token);
+  const auto& eos = row.settings.eos_ids;
+  if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
+    r.stop = StopReason::Eos;
+  } else if (!go_on) {
+    r.stop = StopReason::Interrupted;
+  } else if (static_cast<int>(r.ids.size()) >= row.settings.max_new_tokens) {
+    r.stop = StopReason::MaxNewTokens;
+  } else if (cache_.row_length(row.slot) >= cache_.capacity()) {  // no room for the token just chosen
+    r.stop = StopReason::ContextFull;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void BatchGenerator::prefill(Pending p, int64_t slot, const std::function<bool(int64_t, int32_t)>& on_token,
+                             std::vector<Finished>& done) {
+  const auto t0 = Clock::now();
+  const int64_t P = static_cast<int64_t>(p.prompt.size());
+  ActivationArena acts(model_.backend(), model_.config(), 1, P, 1, lora_);  // one layer set: inference
+  std::vector<int32_t> pos(static_cast<size_t>(P)), seg(static_cast<size_t>(P), 0);
+  for (int64_t t = 0; t < P; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+  acts.set_tokens(p.prompt, pos, seg);
+  const KvRow kr{slot, 0};
+  model_.forward(acts, lora_, false, &cache_, std::span(&kr, 1));
+  cache_.set_row_length(slot, P);
+  std::vector<float> logits = host_logits(model_, acts.hidden().rows(P - 1, P));
+
+  Row row;
+  row.id = p.id;
+  row.slot = slot;
+  row.settings = p.settings;
+  row.sampler = std::make_unique<Sampler>(p.settings.sampling, p.settings.seed);
+  row.context = std::move(p.prompt);
+  row.result.prompt_tokens = P;
+  const int32_t id = row.sampler->sample(logits, row.context);
+  row.result.prefill_s = seconds(t0, Clock::now());
+  if (accept(row, id, on_token)) {
+    cache_.set_row_length(slot, 0);
+    free_slots_.push_back(slot);
+    done.push_back({row.id, std::move(row.result)});
+    return;
+  }
+  active_.push_back(std::move(row));
+}
+
+std::vector<BatchGenerator::Finished> BatchGenerator::step(const std::function<bool(int64_t, int32_t)>& on_token) {
+  std::vector<Finished> done;
+  while (!queue_.empty() && !free_slots_.empty()) {
+    const int64_t slot = free_slots_.back();
+    free_slots_.pop_back();
+    Pending p = std::move(queue_.front());
+    queue_.pop_front();
+    prefill(std::move(p), slot, on_token, done);
+  }
+  if (active_.empty()) return done;
+
+  const auto t0 = Clock::now();
+  const int64_t B = static_cast<int64_t>(active_.size()), V = model_.config().vocab_size;
+  ActivationArena& acts = step_arena(B);
+  std::vector<int32_t> ids(static_cast<size_t>(B)), pos(static_cast<size_t>(B)), seg(static_cast<size_t>(B), 0);
+  std::vector<KvRow> rows(static_cast<size_t>(B));
+  for (size_t r = 0; r < active_.size(); ++r) {
+    const int64_t len = cache_.row_length(active_[r].slot);
+    ids[r] = active_[r].next;
+    pos[r] = static_cast<int32_t>(len);
+    rows[r] = {active_[r].slot, len};
+  }
+  acts.set_tokens(ids, pos, seg);
+  model_.forward(acts, lora_, false, &cache_, rows);
+  std::vector<float> logits = host_logits(model_, acts.hidden());  // (B, V)
+  const double dt = seconds(t0, Clock::now());
+
+  std::vector<Row> still;
+  for (size_t r = 0; r < active_.size(); ++r) {
+    Row& row = active_[r];
+    cache_.set_row_length(row.slot, cache_.row_length(row.slot) + 1);
+    row.result.decode_s += dt;
+    const std::span<float> lr(logits.data() + static_cast<ptrdiff_t>(r) * V, static_cast<size_t>(V));
+    if (accept(row, row.sampler->sample(lr, row.context), on_token)) {
+      cache_.set_row_length(row.slot, 0);
+      free_slots_.push_back(row.slot);
+      done.push_back({row.id, std::move(row.result)});
+    } else {
+      still.push_back(std::move(row));
+    }
+  }
+  active_ = std::move(still);
+  return done;
+}
+
+std::vector<GenerateResult> BatchGenerator::generate_all(const std::vector<std::vector<int32_t>>& prompts,
+                                                         const GenerateSettings& settings,
+                                                         const std::function<void(size_t)>& on_done) {
+  for (size_t i = 0; i < prompts.size(); ++i) submit(static_cast<int64_t>(i), prompts[i], settings);
+  std::vector<GenerateResult> out(prompts.size());
+  while (!idle())
+    for (auto& f : step()) {
+      out[static_cast<size_t>(f.id)] = std::move(f.result);
+      if (on_done) on_done(static_cast<size_t>(f.id));
+    }
+  return out;
+}
+
+}  // namespace lorafit

@@ -1,0 +1,87 @@
+// Batched generation: up to `slots` sequences decode together, one token per row per step,
+// through one forward of B = active rows (the weights are read once for all of them) and one
+// KV cache whose rows keep their own positions and lengths (model/kv_cache.h KvRow). A row
+// that stops (eos, its max_new_tokens, its end of context) frees its slot at once and the
+// next queued prompt is prefilled into it, so short answers never wait for long ones.
+// Greedy output equals Generator's one-at-a-time output (tests/unit/test_generate_batch.cpp).
+//
+// This is the engine of `lorafit eval` and of a server: submit() requests with their own
+// settings, call step() until idle(); on_token streams each id as it is chosen.
+//
+// Letters: B active rows (≤ slots), S cache capacity (positions), V vocab, C hidden.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "generate/generate.h"
+
+namespace lorafit {
+
+class BatchGenerator {
+ public:
+  // `slots` rows of `capacity` positions each (prompt + generated, ≤ context_length()).
+  // `lora` (may be null) adapts every row; it must outlive the generator.
+  BatchGenerator(const Model& model, int64_t slots, int64_t capacity, const LoraParams* lora = nullptr);
+  ~BatchGenerator();
+
+  int64_t slots() const { return cache_.B(); }
+  int64_t capacity() const { return cache_.capacity(); }
+
+  // Queues a request (`id` is the caller's). Throws Error as Generator::generate does for an
+  // empty prompt, ids outside the vocabulary, a prompt that leaves no room for one new token,
+  // or max_new_tokens < 1.
+  void submit(int64_t id, std::vector<int32_t> prompt, const GenerateSettings& settings);
+  bool idle() const { return queue_.empty() && active_.empty(); }
+
+  struct Finished {
+    int64_t id;
+    GenerateResult result;
+  };
+  // Fills free slots from the queue (prefill, first token), then decodes one token for every
+  // active row. Returns the requests that finished in this step. on_token(id, token) is called
+  // for each chosen token; returning false stops that request (StopReason::Interrupted).
+  std::vector<Finished> step(const std::function<bool(int64_t, int32_t)>& on_token = {});
+
+  // Convenience: every prompt with the same settings, results in prompt order. on_done(i)
+  // is called as prompt i finishes (progress bars).
+  std::vector<GenerateResult> generate_all(const std::vector<std::vector<int32_t>>& prompts,
+                                           const GenerateSettings& settings,
+                                           const std::function<void(size_t)>& on_done = {});
+
+ private:
+  struct Row {
+    int64_t id = 0;
+    int64_t slot = 0;
+    GenerateSettings settings;
+    std::unique_ptr<Sampler> sampler;
+    std::vector<int32_t> context;  // prompt + generated (repetition penalty)
+    GenerateResult result;
+    int32_t next = 0;  // the token chosen last, fed in the next step
+  };
+  struct Pending {
+    int64_t id;
+    std::vector<int32_t> prompt;
+    GenerateSettings settings;
+  };
+
+  void prefill(Pending p, int64_t slot, const std::function<bool(int64_t, int32_t)>& on_token,
+               std::vector<Finished>& done);
+  // Records `token` for the row; true when the row stops (its result is then complete).
+  bool accept(Row& row, int32_t token, const std::function<bool(int64_t, int32_t)>& on_token);
+  ActivationArena& step_arena(int64_t B);
+
+  const Model& model_;
+  const LoraParams* lora_;
+  KvCache cache_;
+  std::deque<Pending> queue_;
+  std::vector<Row> active_;
+  std::vector<int64_t> free_slots_;
+  std::map<int64_t, std::unique_ptr<ActivationArena>> step_arenas_;  // by B, T = 1
+};
+
+}  // namespace lorafit
