@@ -159,7 +159,10 @@ std::string mcq_prompt(std::string_view question, std::string_view options, bool
                               kind, n_shot);
   for (int i = 0; i < n_shot; ++i) s += fmt::format("\n\n问题：{}\n答案：{}", ex[static_cast<size_t>(i)].question,
                                                    ex[static_cast<size_t>(i)].answer);
-  s += fmt::format("\n\n问题：{}\n{}\n答案：", question, options);
+  // The official "问题：{question}\n{options}\n答案："; a question that carries its options
+  // (the bundled JSONL: question + "\n" + options) gives the same text with options "".
+  s += options.empty() ? fmt::format("\n\n问题：{}\n答案：", question)
+                       : fmt::format("\n\n问题：{}\n{}\n答案：", question, options);
   return s;
 }
 

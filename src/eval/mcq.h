@@ -18,7 +18,8 @@ const std::vector<FewShot>& official_few_shot(bool multi);
 
 // mcq_formatter(multi, n_shot).format(question, options): the instruction, n_shot examples,
 // then "问题：{question}\n{options}\n答案：". `options` is "A. ..\nB. ..\nC. ..\nD. .." (the
-// official layout); throws Error when n_shot exceeds the 9 examples.
+// official layout; "" when the question already ends with them); throws Error when n_shot
+// exceeds the 9 examples.
 std::string mcq_prompt(std::string_view question, std::string_view options, bool multi, int n_shot);
 
 // McqRegexEvaluator._extract_answer: responses under 10 characters whole; else the first
