@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "track/eval_reader.h"
 #include "track/run_reader.h"
 #include "track/web_assets.h"
 #include "util/error.h"
@@ -111,6 +112,16 @@ struct DashboardServer::Impl {
     });
     server.Get("/api/samples", [this](const httplib::Request& req, httplib::Response& res) {
       if (auto p = run_of(req, res); !p.empty()) send_json(res, reader.samples(p));
+    });
+    // Evaluation results (lorafit eval --output_dir): which runs have them, and one run's.
+    server.Get("/api/evals", [this](const httplib::Request&, httplib::Response& res) {
+      nlohmann::json ids = nlohmann::json::array();
+      for (const auto& id : reader.list_runs())
+        if (!eval_dir_of(reader.resolve(id)).empty()) ids.push_back(id);
+      send_json(res, {{"runs", ids}});
+    });
+    server.Get("/api/eval", [this](const httplib::Request& req, httplib::Response& res) {
+      if (auto p = run_of(req, res); !p.empty()) send_json(res, read_eval(p));
     });
     // Static files: only the embedded ones, by exact name; nothing is read from disk.
     server.Get(R"(/.*)", [](const httplib::Request& req, httplib::Response& res) {

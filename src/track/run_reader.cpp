@@ -21,7 +21,7 @@ constexpr double kStaleAfterS = 120;  // a "running" run with no file touched fo
 
 bool is_run_dir(const fs::path& d) {
   std::error_code ec;
-  for (const char* f : {"status.json", "metrics.jsonl", "config.yaml", "config.json"})
+  for (const char* f : {"status.json", "metrics.jsonl", "config.yaml", "config.json", "eval_results.json"})
     if (fs::exists(d / f, ec)) return true;
   return false;
 }
