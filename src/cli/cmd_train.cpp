@@ -12,6 +12,7 @@
 
 #include "cli/command.h"
 #include "cli/train_common.h"
+#include "eval/evaluate.h"
 #include "generate/generate.h"
 #include "track/dashboard.h"
 #include "train/train_config.h"
@@ -20,6 +21,39 @@
 #include "util/sysinfo.h"
 
 namespace lorafit::cli {
+
+EvaluateFn benchmark_eval_fn(const TrainSettings& s) {
+  if (s.eval_data.empty()) return {};
+  eval::Settings es;
+  es.task = eval::parse_task(s.eval_task, "--eval_task");
+  es.max_new_tokens = static_cast<int>(s.eval_max_new_tokens);
+  es.batch_size = static_cast<int>(std::max<int64_t>(1, s.per_device_eval_batch_size * 8));
+  auto items = std::make_shared<std::vector<eval::Item>>(eval::load_items(s.eval_data, es.task));  // bad rows fail now
+  if (s.eval_limit > 0 && static_cast<int64_t>(items->size()) > s.eval_limit) items->resize(static_cast<size_t>(s.eval_limit));
+  return [items, es](const Model& m, const LoraParams* lora, const std::function<std::vector<int32_t>(const std::string&)>& encode,
+                     const std::function<std::string(const std::vector<int32_t>&)>& decode, const std::vector<int32_t>& eos) {
+    eval::Generation g{&m, lora, encode, decode, eos};
+    const auto rows = eval::run(g, *items, es);
+    const auto sum = eval::summarize(es.task, rows);
+    const std::string pre = fmt::format("eval_{}_", eval::task_name(es.task));
+    std::vector<std::pair<std::string, double>> out;
+    if (es.task == eval::Task::Mcq) {
+      out.emplace_back(pre + "accuracy", sum["accuracy"].get<double>());
+      for (const auto& [src, acc] : sum["per_source"].items()) out.emplace_back(pre + "acc_" + src, acc.get<double>());
+    } else {
+      for (const char* k : {"rouge-1", "rouge-2", "rouge-l", "bleu-4"}) {
+        std::string name = k;
+        std::replace(name.begin(), name.end(), '-', '_');
+        out.emplace_back(pre + name, sum[k].get<double>());
+      }
+    }
+    int64_t truncated = 0;
+    for (const auto& r : rows) truncated += r.truncated;
+    out.emplace_back(pre + "n", static_cast<double>(rows.size()));
+    if (truncated) out.emplace_back(pre + "truncated_n", static_cast<double>(truncated));
+    return out;
+  };
+}
 
 GenerateFn greedy_generate_fn() {
   return [](const Model& m, const LoraParams* lora, std::span<const int32_t> prompt, const std::vector<int32_t>& eos,
@@ -137,6 +171,7 @@ void setup(CLI::App& sub) {
     }
     TrainHooks hooks;
     hooks.generate = greedy_generate_fn();
+    hooks.evaluate = benchmark_eval_fn(s);
     hooks.lorafit_version = LORAFIT_VERSION;
     hooks.resume_command = resume_command();
     exit_if_interrupted(run_training(s, hooks));

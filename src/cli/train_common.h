@@ -10,6 +10,9 @@ namespace lorafit::cli {
 
 // Greedy decoding with a KV cache, stopping at an eos id (not returned) or max_new_tokens.
 GenerateFn greedy_generate_fn();
+// train --eval_data: loads the eval set now (bad rows fail before training) and returns the
+// hook that scores it with lorafit eval's scorers; null when eval_data is empty.
+EvaluateFn benchmark_eval_fn(const TrainSettings& s);
 
 // "  --key  help" lines for every setting, for `lorafit train --help`.
 std::string settings_help();

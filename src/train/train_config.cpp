@@ -141,10 +141,14 @@ const std::vector<SettingKey>& setting_keys() {
       key_of("logging_steps", &S::logging_steps, "log every N steps"),
       key_of("save_steps", &S::save_steps, "checkpoint every N steps"),
       key_of("save_total_limit", &S::save_total_limit, "keep at most N checkpoints (<=0: all)"),
-      key_of("eval_steps", &S::eval_steps, "eval loss every N steps (0: at the end only)"),
+      key_of("eval_steps", &S::eval_steps, "eval loss (and eval_data scores) every N steps (0: at the end only)"),
       key_of("sample_steps", &S::sample_steps, "answer the eval prompts every N steps too"),
       key_of("num_samples", &S::num_samples, "eval prompts answered in samples"),
       key_of("max_new_tokens", &S::max_new_tokens, "tokens per sample answer"),
+      key_of("eval_data", &S::eval_data, "benchmark scored during training (as lorafit eval --data)"),
+      key_of("eval_task", &S::eval_task, "mcq or qa: the scorer of eval_data"),
+      key_of("eval_limit", &S::eval_limit, "first N rows of eval_data (0: all)"),
+      key_of("eval_max_new_tokens", &S::eval_max_new_tokens, "tokens per eval_data answer (0: mcq 64, qa 512)"),
       key_of("quiet", &S::quiet, "no per-step terminal lines"),
   };
   return keys;
@@ -282,6 +286,8 @@ void validate_settings(const TrainSettings& s) {
   need(s.val_size >= 0, "val_size", "must not be negative");
   need(s.on_bad_record == "error" || s.on_bad_record == "skip", "on_bad_record", "must be error or skip");
   need(s.num_samples >= 0 && s.max_new_tokens >= 1, "num_samples/max_new_tokens", "out of range");
+  need(s.eval_task == "mcq" || s.eval_task == "qa", "--eval_task", "unknown task; use mcq or qa");
+  need(s.eval_limit >= 0 && s.eval_max_new_tokens >= 0, "--eval_limit/--eval_max_new_tokens", "must not be negative");
 }
 
 }  // namespace lorafit

@@ -74,6 +74,12 @@ struct TrainSettings {
   int64_t sample_steps = 0;       // 0: samples only before training and at each epoch end
   int64_t num_samples = 3;        // eval prompts answered in samples
   int64_t max_new_tokens = 64;    // length of each sample answer
+  // Benchmark evaluation during training (lorafit eval's scorers): before the first step,
+  // every eval_steps and at the end, logged as eval_<task>_* metrics.
+  std::string eval_data;            // "" = none; an eval set as `lorafit eval --data` reads
+  std::string eval_task = "mcq";    // mcq | qa
+  int64_t eval_limit = 0;           // first N rows (0: all)
+  int64_t eval_max_new_tokens = 0;  // 0: the task's default (mcq 64, qa 512)
   bool quiet = false;             // no per-step terminal lines
 };
 

@@ -116,6 +116,42 @@ double on_evaluate(Run& r, int64_t step) {
   return l;
 }
 
+// Benchmark scores on eval_data (lorafit eval's scorers through hooks.evaluate), logged as
+// eval_<task>_* metrics at the same events as the eval loss, and before the first step.
+void on_benchmark(Run& r, int64_t step) {
+  const TrainSettings& s = r.s;
+  if (s.eval_data.empty()) return;
+  if (!r.hooks.evaluate) throw Error("--eval_data: this caller provides no evaluation; use lorafit train");
+  r.lora->set_dropout(0.0f);
+  const auto encode = [&](const std::string& text) {
+    if (!r.renderer->has_template()) {  // a base model: the text as it is, after BOS (as lorafit eval --raw)
+      std::vector<int32_t> ids;
+      const TokenizerConfig& tc = r.renderer->config();
+      if (tc.add_bos_token && tc.bos_token)
+        if (auto b = r.renderer->tokenizer().token_to_id(*tc.bos_token)) ids.push_back(*b);
+      const std::vector<int32_t> body = r.renderer->tokenizer().encode(text);
+      ids.insert(ids.end(), body.begin(), body.end());
+      return ids;
+    }
+    Record rec;  // one user turn through the run's chat template, with its system prompt
+    if (!s.system.empty()) rec.messages.push_back(ojson{{"role", "system"}, {"content", s.system}});
+    rec.messages.push_back(ojson{{"role", "user"}, {"content", text}});
+    return r.renderer->prompt_ids(rec);
+  };
+  const auto decode = [&](const std::vector<int32_t>& ids) { return r.renderer->decode(ids); };
+  const LoraParams* lora = step == 0 && s.adapter_name_or_path.empty() ? nullptr : r.lora.get();
+  const auto scores = r.hooks.evaluate(*r.model, lora, encode, decode, r.renderer->eos_ids());
+  r.lora->set_dropout(static_cast<float>(r.lc.dropout));
+  ojson j = ojson::object();
+  std::string line = fmt::format("step {}/{} |", step, r.st.total_steps);
+  for (const auto& [k, v] : scores) {
+    j[k] = v;
+    if (!k.ends_with("_n")) line += fmt::format(" {} {:.2f}", k, v);
+  }
+  r.store->log_eval(step, j);
+  r.con.line(line);
+}
+
 // Greedy answers to the first num_samples eval prompts, with the ground truth.
 std::vector<SampleAnswer> on_sample(Run& r, int64_t step, const std::string& tag) {
   std::vector<SampleAnswer> got;
@@ -224,7 +260,7 @@ void train_loop(Run& r, TrainResult& res) {
 
     const StepEvents ev = step_events(r.events, k, stop->stop_requested());
     if (ev.should_log) on_log(r, m, k, ss, ep, res);
-    if (ev.should_evaluate) res.eval_loss_after = on_evaluate(r, k);
+    if (ev.should_evaluate) res.eval_loss_after = on_evaluate(r, k), on_benchmark(r, k);
     if (ev.should_sample) {
       std::vector<SampleAnswer> got = on_sample(r, k, ev.epoch_end ? fmt::format("epoch {}", ev.epoch + 1)
                                                                     : fmt::format("step {}", k));
@@ -242,7 +278,10 @@ void train_loop(Run& r, TrainResult& res) {
     res.stop_signal = stop->stop_signal();
     return;
   }
-  if (res.start_step >= total) res.eval_loss_after = on_evaluate(r, total);  // resumed at the end: no step ran
+  if (res.start_step >= total) {  // resumed at the end: no step ran
+    res.eval_loss_after = on_evaluate(r, total);
+    on_benchmark(r, total);
+  }
   summarize(r, m, res, ep);
 }
 
@@ -269,6 +308,7 @@ TrainResult run_training(const TrainSettings& s, const TrainHooks& hooks) {
     if (r.st.global_step == 0) {
       res.samples_before = on_sample(r, 0, "before");
       if (hooks.eval_before) res.eval_loss_before = on_evaluate(r, 0);
+      on_benchmark(r, 0);
     }
     train_loop(r, res);
     if (res.interrupted) {

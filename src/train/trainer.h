@@ -51,8 +51,17 @@ struct TrainResult {
   int stop_signal = 0;           // SIGINT or SIGTERM when interrupted
 };
 
+// Benchmark evaluation (train --eval_data), provided by the caller like generation: the
+// scores of `m` with `lora` (null: the base model) as flat metrics, e.g.
+// {"eval_mcq_accuracy": 41.25, "eval_mcq_n": 80}. `encode` renders a user turn through the
+// run's chat template (and system prompt); `decode` turns answer ids into text.
+using EvaluateFn = std::function<std::vector<std::pair<std::string, double>>(
+    const Model& m, const LoraParams* lora, const std::function<std::vector<int32_t>(const std::string&)>& encode,
+    const std::function<std::string(const std::vector<int32_t>&)>& decode, const std::vector<int32_t>& eos_ids)>;
+
 struct TrainHooks {
   GenerateFn generate;                         // null: no samples
+  EvaluateFn evaluate;                         // null: eval_data is refused
   std::function<void(const std::string&)> print;  // terminal lines (null: stdout)
   bool eval_before = false;                    // eval loss before the first step too (demo)
   std::string lorafit_version;                 // for the run folder's env.json
