@@ -31,7 +31,8 @@ done
 runs=""
 for _ in $(seq 1 100); do
   runs=$(curl -sf "${url}api/runs" || true)
-  echo "$runs" | grep -q '"run1"' && break
+  # the run folder is listed as soon as config.yaml exists; status.json follows a moment later
+  echo "$runs" | grep -q '"run1"' && echo "$runs" | grep -q '"running"' && break
   sleep 0.2
 done
 echo "$runs" | grep -q '"run1"' || { cat "$W/log.txt"; fail "/api/runs does not list run1: $runs"; }
