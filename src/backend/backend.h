@@ -11,6 +11,7 @@
 #include <memory>
 #include <string_view>
 
+#include "formats/rope.h"
 #include "tensor/tensor.h"
 
 namespace lorafit {
@@ -71,9 +72,9 @@ class Backend {
                       float beta) = 0;
   // out (N,O) += bias (O)
   virtual void add_bias(Tensor out, Tensor bias) = 0;
-  // x (N,H,D) rotated in place by pos (N) I32: rotate_half pairing (i with i + D/2),
-  // inv_freq[i] = theta^(-2i/D), angles in fp32.
-  virtual void rope_forward(Tensor x, Tensor pos, float theta) = 0;
+  // x (N,H,D) rotated in place by pos (N) I32: rotate_half pairing (i with i + D/2), angle
+  // pos·rope.inv_freq[i] in fp32, cos and sin times rope.attention_scaling (formats/rope.h).
+  virtual void rope_forward(Tensor x, Tensor pos, const RopeTable& rope) = 0;
   // Causal GQA attention, scale D^-0.5. q (B,T,H,D), k/v (B,T,Hkv,D), out (B,T,H,D),
   // lse (B,H,T) F32 log-sum-exp of the scaled scores (saved for the backward; may be empty).
   // seg (B,T) I32 or empty: a query attends only to earlier keys with the same seg value
@@ -106,8 +107,8 @@ class Backend {
   virtual void rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor w, Tensor rstd) = 0;
   // dbias (O) += Σ_n dout (N,O)
   virtual void bias_grad(Tensor dbias, Tensor dout) = 0;
-  // dx (N,H,D) rotated back in place (rotation by −angle)
-  virtual void rope_backward(Tensor dx, Tensor pos, float theta) = 0;
+  // dx (N,H,D) rotated back in place (rotation by −angle, times attention_scaling)
+  virtual void rope_backward(Tensor dx, Tensor pos, const RopeTable& rope) = 0;
   virtual void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k,
                                   Tensor v, Tensor out, Tensor lse, Tensor seg) = 0;
   virtual void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) = 0;

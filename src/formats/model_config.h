@@ -5,11 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "formats/rope.h"
 #include "util/file.h"
 
 namespace lorafit {
 
-enum class ModelFamily { Qwen2, Llama, Mistral };
+enum class ModelFamily { Qwen2, Qwen3, Llama, Mistral };
+const char* family_name(ModelFamily f);  // "qwen2", ...
 
 struct ModelConfig {
   ModelFamily family = ModelFamily::Qwen2;
@@ -21,23 +23,28 @@ struct ModelConfig {
   int num_heads = 0;     // H
   int num_kv_heads = 0;  // Hkv
   int head_dim = 0;      // D (explicit, or hidden/heads)
-  double rope_theta = 10000.0;
+  double rope_theta = 10000.0;  // = rope.theta
+  RopeConfig rope;              // rope_theta + rope_scaling (transformers 4) or rope_parameters (5)
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // q,k,v biases (Qwen2: true; o_proj never has one)
+  bool attention_bias = false;  // q,k,v biases (Qwen2: always; Llama, Qwen3: attention_bias)
+  bool o_bias = false;          // o_proj bias (Llama, Qwen3: attention_bias; Qwen2 never)
+  bool qk_norm = false;         // Qwen3: per-head RMSNorm (D) on q and k before RoPE
   int max_position_embeddings = 0;
-  std::optional<int> sliding_window;  // only when use_sliding_window (Qwen2) / set (Mistral)
-  int max_window_layers = 0;          // Qwen2 only: transformers' max_window_layers (default 28)
+  std::optional<int> sliding_window;  // set only when some layer slides (Qwen: use_sliding_window and
+                                      // layers >= max_window_layers; Mistral: sliding_window)
+  int max_window_layers = 0;          // Qwen2/Qwen3 only: transformers' max_window_layers (default 28)
   std::optional<int> bos_token_id, eos_token_id;  // eos_token_id: the first of eos_token_ids
   std::vector<int> eos_token_ids;     // config.json may give a list (Llama 3)
-  std::string torch_dtype;            // "" when absent
+  std::string torch_dtype;            // torch_dtype (transformers 4) or dtype (5); "" when absent
 };
 
 // Parses and validates. The sizes (vocab, hidden, intermediate, layers, heads) are required;
-// other absent fields take transformers 4.46's defaults for the family (e.g.
-// num_key_value_heads: Qwen2 32, Mistral 8, Llama = heads). Unsupported fields (rope_scaling
-// we do not implement, a hidden_act other than silu, ...) are refused with an Error naming
-// the file and field.
+// other absent fields take transformers' defaults for the family (e.g. num_key_value_heads:
+// Qwen2/Qwen3 32, Mistral 8, Llama = heads; Qwen3 head_dim 128). Every field that changes the
+// numbers is honoured or refused with an Error naming the file and field (a rope type,
+// hidden_act, attention_dropout, layer type... that lorafit does not implement; an
+// architecture it does not support, by name).
 ModelConfig parse_model_config(const std::string& json_text, const std::string& label);
 ModelConfig load_model_config(const fs::path& config_json);
 

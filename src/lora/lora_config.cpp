@@ -18,6 +18,8 @@ const char* proj_name(Proj p) {
 
 const char* proj_parent(Proj p) { return static_cast<int>(p) < 4 ? "self_attn" : "mlp"; }
 
+std::string proj_path(Proj p) { return std::string(proj_parent(p)) + "." + proj_name(p); }
+
 namespace {
 
 bool is_name_list(const std::string& s) {
@@ -89,7 +91,7 @@ std::vector<LinearModule> linear_modules(const ModelConfig& cfg) {
       LinearModule m;
       m.layer = l;
       m.proj = static_cast<Proj>(p);
-      m.name = "model.layers." + std::to_string(l) + "." + proj_parent(m.proj) + "." + proj_name(m.proj);
+      m.name = "model.layers." + std::to_string(l) + "." + proj_path(m.proj);
       m.in = in[p];
       m.out = out[p];
       mods.push_back(std::move(m));
@@ -122,8 +124,7 @@ std::vector<LinearModule> select_lora_modules(const LoraConfig& cfg, const Model
   if (sel.empty()) {
     std::string have;
     for (int p = 0; p < kNumProj; ++p)
-      have += fmt::format("{}{}.{}", p ? ", " : "", proj_parent(static_cast<Proj>(p)),
-                          proj_name(static_cast<Proj>(p)));
+      have += fmt::format("{}{}", p ? ", " : "", proj_path(static_cast<Proj>(p)));
     std::string want = cfg.target.kind == LoraTarget::Kind::Regex ? "regex '" + cfg.target.regex + "'"
                                                                   : fmt::format("{}", fmt::join(cfg.target.names, ","));
     throw Error("lora_target {} matches no module of the model; the Linear modules are "

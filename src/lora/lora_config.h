@@ -15,10 +15,13 @@
 namespace lorafit {
 
 // The seven projections of a decoder layer, in the order the parameter table stores them.
+// proj_name / proj_parent are the one table of their Hugging Face names: the weight names
+// (model/weights.cpp), LoRA targets and module names, and PEFT adapter keys all use it.
 enum class Proj : uint8_t { Q, K, V, O, Gate, Up, Down };
 constexpr int kNumProj = 7;
 const char* proj_name(Proj p);        // "q_proj"
 const char* proj_parent(Proj p);      // "self_attn" or "mlp"
+std::string proj_path(Proj p);        // "self_attn.q_proj": the module under model.layers.{i}
 
 struct LoraTarget {
   enum class Kind : uint8_t { Names, AllLinear, Regex } kind = Kind::Names;

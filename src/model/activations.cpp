@@ -20,10 +20,15 @@ struct LayerActSpec {
   const char* name;
   Tensor LayerActs::*member;
   std::vector<int64_t> (*shape)(const Sizes&);
+  bool qk_norm_only = false;  // present only for models with q_norm / k_norm (Qwen3)
 };
 const LayerActSpec kLayerActs[] = {
     {"attn_norm", &LayerActs::attn_norm, [](const Sizes& s) { return std::vector{s.N, s.C}; }},
     {"attn_rstd", &LayerActs::attn_rstd, [](const Sizes& s) { return std::vector{s.N}; }},
+    {"q_raw", &LayerActs::q_raw, [](const Sizes& s) { return std::vector{s.B, s.T, s.H, s.D}; }, true},
+    {"k_raw", &LayerActs::k_raw, [](const Sizes& s) { return std::vector{s.B, s.T, s.Hkv, s.D}; }, true},
+    {"q_rstd", &LayerActs::q_rstd, [](const Sizes& s) { return std::vector{s.N * s.H}; }, true},
+    {"k_rstd", &LayerActs::k_rstd, [](const Sizes& s) { return std::vector{s.N * s.Hkv}; }, true},
     {"q", &LayerActs::q, [](const Sizes& s) { return std::vector{s.B, s.T, s.H, s.D}; }},
     {"k", &LayerActs::k, [](const Sizes& s) { return std::vector{s.B, s.T, s.Hkv, s.D}; }},
     {"v", &LayerActs::v, [](const Sizes& s) { return std::vector{s.B, s.T, s.Hkv, s.D}; }},
@@ -51,7 +56,7 @@ int64_t numel(const std::vector<int64_t>& s) {
 
 ActivationArena::ActivationArena(Backend& be, const ModelConfig& cfg, int64_t B, int64_t T, int layer_sets,
                                  const LoraParams* lora, bool lora_dropout)
-    : be_(be), B_(B), T_(T), layer_sets_(layer_sets) {
+    : be_(be), B_(B), T_(T), layer_sets_(layer_sets), qk_norm_(cfg.qk_norm) {
   LF_CHECK(B > 0 && T > 0 && (layer_sets == 1 || layer_sets == cfg.num_layers), "arena B={} T={} sets={}", B, T,
            layer_sets);
   const Sizes s{B, T, B * T, cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.intermediate_size};
@@ -68,7 +73,8 @@ ActivationArena::ActivationArena(Backend& be, const ModelConfig& cfg, int64_t B,
   add("hidden", DType::F32, {s.N, s.C});
   for (int j = 0; j < layer_sets; ++j) {
     layer_first_.push_back(buffers_.size());
-    for (const auto& spec : kLayerActs) add(fmt::format("layers.{}.{}", j, spec.name), DType::F32, spec.shape(s));
+    for (const auto& spec : kLayerActs)
+      if (!spec.qk_norm_only || cfg.qk_norm) add(fmt::format("layers.{}.{}", j, spec.name), DType::F32, spec.shape(s));
     if (lora == nullptr) continue;
     std::array<int64_t, kNumProj> in_features{};  // 0: projection not adapted in any layer
     for (const auto& m : lora->modules()) in_features[static_cast<size_t>(m.proj)] = m.in;
@@ -116,6 +122,7 @@ LayerActs ActivationArena::layer(int i) const {
   LayerActs a;
   size_t idx = layer_first_[static_cast<size_t>(set)];
   for (const auto& spec : kLayerActs) {
+    if (spec.qk_norm_only && !qk_norm_) continue;
     const Buffer& b = buffers_[idx++];
     LF_CHECK(b.name == fmt::format("layers.{}.{}", set, spec.name), "layer view {} -> {}", spec.name, b.name);
     a.*(spec.member) = view(b);

@@ -25,8 +25,12 @@ class LoraParams;
 struct LayerActs {
   Tensor attn_norm;  // (N, C)       rmsnorm(x)
   Tensor attn_rstd;  // (N)
-  Tensor q;          // (B, T, H, D)   after RoPE
-  Tensor k;          // (B, T, Hkv, D) after RoPE
+  Tensor q_raw;      // (B, T, H, D)   q_proj output (Qwen3 only: the input of q_norm)
+  Tensor k_raw;      // (B, T, Hkv, D) k_proj output (Qwen3 only)
+  Tensor q_rstd;     // (N·H)          q_norm's rstd (Qwen3 only)
+  Tensor k_rstd;     // (N·Hkv)        k_norm's rstd (Qwen3 only)
+  Tensor q;          // (B, T, H, D)   after (q_norm and) RoPE
+  Tensor k;          // (B, T, Hkv, D) after (k_norm and) RoPE
   Tensor v;          // (B, T, Hkv, D)
   Tensor attn;       // (B, T, H, D)   attention output, input of o_proj
   Tensor lse;        // (B, H, T)
@@ -91,6 +95,7 @@ class ActivationArena {
   Backend& be_;
   int64_t B_, T_;
   int layer_sets_;
+  bool qk_norm_;  // the q_norm / k_norm buffers exist (Qwen3)
   std::vector<Buffer> buffers_;
   std::vector<size_t> layer_first_;  // index in buffers_ of each layer set's first buffer
   size_t bytes_ = 0;

@@ -29,6 +29,7 @@ Model::Model(Backend& be, const fs::path& dir) : be_(be), dir_(dir) {
     throw Error("{}: no config.json; expected a Hugging Face model folder (config.json + model.safetensors)",
                 dir.string());
   cfg_ = load_model_config(config);
+  rope_ = rope_table(cfg_.rope, cfg_.head_dim, cfg_.max_position_embeddings);
   weights_ = std::make_unique<ModelWeights>(be, cfg_, dir);
 }
 
@@ -75,20 +76,27 @@ void Model::layer_forward(int i, Tensor x_out, Tensor x_in, const LayerActs& a, 
   LF_CHECK(x_out.data != x_in.data, "layer_forward: x_out aliases x_in");
   const LayerWeights w = weights_->layer(i);
   const int64_t N = x_in.dim(0);
-  const float eps = static_cast<float>(cfg_.rms_norm_eps), theta = static_cast<float>(cfg_.rope_theta);
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
   std::array<LoraSaved, kNumProj> saved = a.lora;  // views; the trainer sets dropout seeds there
   auto linear = [&](Proj p, Tensor y, Tensor x, Tensor W, Tensor bias) {
     const auto k = static_cast<size_t>(p);
     linear_forward(be_, y, x, W, bias, lora[k], &saved[k], training);
   };
 
-  // attention block: h = x + o(attn(rope(q(n)), rope(k(n)), v(n))), n = rmsnorm(x)
+  // attention block: h = x + o(attn(rope(q(n)), rope(k(n)), v(n))), n = rmsnorm(x); Qwen3
+  // normalises each head of q and k (q_norm, k_norm over D) before the rotation.
   be_.rmsnorm_forward(a.attn_norm, a.attn_rstd, x_in, w.attn_norm, eps);
-  linear(Proj::Q, rows_of(a.q, N), a.attn_norm, w.q, w.q_bias);
-  linear(Proj::K, rows_of(a.k, N), a.attn_norm, w.k, w.k_bias);
+  const bool qk_norm = cfg_.qk_norm;
+  linear(Proj::Q, rows_of(qk_norm ? a.q_raw : a.q, N), a.attn_norm, w.q, w.q_bias);
+  linear(Proj::K, rows_of(qk_norm ? a.k_raw : a.k, N), a.attn_norm, w.k, w.k_bias);
   linear(Proj::V, rows_of(a.v, N), a.attn_norm, w.v, w.v_bias);
-  be_.rope_forward(a.q, pos, theta);
-  be_.rope_forward(a.k, pos, theta);
+  if (qk_norm) {
+    const int64_t D = cfg_.head_dim;
+    be_.rmsnorm_forward(a.q.view({a.q.numel() / D, D}), a.q_rstd, a.q_raw.view({a.q.numel() / D, D}), w.q_norm, eps);
+    be_.rmsnorm_forward(a.k.view({a.k.numel() / D, D}), a.k_rstd, a.k_raw.view({a.k.numel() / D, D}), w.k_norm, eps);
+  }
+  be_.rope_forward(a.q, pos, rope_);
+  be_.rope_forward(a.k, pos, rope_);
   if (kv && !kv->rows.empty()) {  // batched generation: each row into its own cache row, at its own length
     for (int64_t r = 0; r < static_cast<int64_t>(kv->rows.size()); ++r) {
       const KvRow& row = kv->rows[static_cast<size_t>(r)];

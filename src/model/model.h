@@ -1,4 +1,4 @@
-// The decoder-only transformer (Qwen2, Llama, Mistral) on any backend, computing with the
+// The decoder-only transformer (Qwen2, Qwen3, Llama, Mistral) on any backend, computing with the
 // backend's activations (fp32 on the CPU) from F32/BF16/F16 weights. The forward is
 //   embedding → L × layer_forward → final rmsnorm → (lm head on selected rows only)
 // and layer_forward(i, ...) is a function of its input and its saved activations alone, so the
@@ -36,6 +36,7 @@ class Model {
   const ModelWeights& weights() const { return *weights_; }
   ModelWeights& weights() { return *weights_; }  // to rebind merged weights
   Backend& backend() const { return be_; }
+  const RopeTable& rope() const { return rope_; }  // the rotary frequencies config.json implies
   const fs::path& dir() const { return dir_; }
 
   // Checks a token sequence before it reaches the backend: ids in [0, V), and a length the
@@ -67,6 +68,7 @@ class Model {
   Backend& be_;
   fs::path dir_;
   ModelConfig cfg_;
+  RopeTable rope_;
   std::unique_ptr<ModelWeights> weights_;
 };
 

@@ -189,7 +189,6 @@ void ModelBackward::layer_backward(int i, Tensor dx, Tensor dy, const LayerActs&
   const LayerWeights w = m_.weights().layer(i);
   const LayerLora ll = layer_lora(i);
   const int64_t N = B_ * T_, H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim;
-  const float theta = static_cast<float>(c.rope_theta);
   Grads& g = *g_;
   auto lin_back = [&](Proj p, Tensor d_in, Tensor d_out, Tensor x, Tensor W) {
     const auto k = static_cast<size_t>(p);
@@ -210,10 +209,21 @@ void ModelBackward::layer_backward(int i, Tensor dx, Tensor dy, const LayerActs&
   // attention block: resid_mid = x + o(attn(rope(q(n)), rope(k(n)), v(n))), n = rmsnorm(x)
   lin_back(Proj::O, rows(g.d_attn), g.d_mid, rows(a.attn), w.o);
   be.attention_backward(g.dq, g.dk, g.dv, g.d_attn, a.q, a.k, a.v, a.attn, a.lse, seg_mask());
-  be.rope_backward(g.dq.view({N, H, D}), acts_->pos(), theta);
-  be.rope_backward(g.dk.view({N, Hkv, D}), acts_->pos(), theta);
-  lin_back(Proj::Q, g.d_norm, rows(g.dq), a.attn_norm, w.q);
-  lin_back(Proj::K, g.tmp, rows(g.dk), a.attn_norm, w.k);
+  be.rope_backward(g.dq.view({N, H, D}), acts_->pos(), m_.rope());
+  be.rope_backward(g.dk.view({N, Hkv, D}), acts_->pos(), m_.rope());
+  // Qwen3: back through q_norm / k_norm (frozen weights: d input only). d_attn is free after
+  // attention_backward and holds each d(q_proj output) in turn (Hkv ≤ H).
+  Tensor dq_proj = g.dq, dk_proj = g.dk;
+  if (c.qk_norm) {
+    dq_proj = g.d_attn.view({N * H, D});
+    be.rmsnorm_backward(dq_proj, g.dq.view({N * H, D}), a.q_raw.view({N * H, D}), w.q_norm, a.q_rstd);
+  }
+  lin_back(Proj::Q, g.d_norm, rows(dq_proj), a.attn_norm, w.q);
+  if (c.qk_norm) {
+    dk_proj = Tensor(g.d_attn.data, DType::F32, {N * Hkv, D}, be.device());
+    be.rmsnorm_backward(dk_proj, g.dk.view({N * Hkv, D}), a.k_raw.view({N * Hkv, D}), w.k_norm, a.k_rstd);
+  }
+  lin_back(Proj::K, g.tmp, rows(dk_proj), a.attn_norm, w.k);
   be.add(g.d_norm, g.d_norm, g.tmp);
   lin_back(Proj::V, g.tmp, rows(g.dv), a.attn_norm, w.v);
   be.add(g.d_norm, g.d_norm, g.tmp);

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "lora/lora_config.h"
 #include "util/error.h"
 
 namespace lorafit {
@@ -16,32 +17,66 @@ Dims dims_of(const ModelConfig& c) {
 }
 
 // The parameters of one decoder layer: HF name suffix, where the view goes, shape, presence.
+// The projections' names come from the one projection table (lora/lora_config.h).
 struct LayerSpec {
-  const char* suffix;
+  std::string suffix;
   Tensor LayerWeights::*member;
   std::vector<int64_t> (*shape)(const Dims&);
   bool (*present)(const ModelConfig&);
 };
 bool always(const ModelConfig&) { return true; }
 bool qkv_bias(const ModelConfig& c) { return c.attention_bias; }
-// LlamaAttention gives o_proj a bias with attention_bias; Qwen2 never does.
-bool o_bias(const ModelConfig& c) { return c.attention_bias && c.family == ModelFamily::Llama; }
+bool o_bias(const ModelConfig& c) { return c.o_bias; }
+bool qk_norm(const ModelConfig& c) { return c.qk_norm; }
 
-const LayerSpec kLayerSpecs[] = {
-    {"input_layernorm.weight", &LayerWeights::attn_norm, [](const Dims& d) { return std::vector{d.C}; }, always},
-    {"self_attn.q_proj.weight", &LayerWeights::q, [](const Dims& d) { return std::vector{d.H * d.D, d.C}; }, always},
-    {"self_attn.q_proj.bias", &LayerWeights::q_bias, [](const Dims& d) { return std::vector{d.H * d.D}; }, qkv_bias},
-    {"self_attn.k_proj.weight", &LayerWeights::k, [](const Dims& d) { return std::vector{d.Hkv * d.D, d.C}; }, always},
-    {"self_attn.k_proj.bias", &LayerWeights::k_bias, [](const Dims& d) { return std::vector{d.Hkv * d.D}; }, qkv_bias},
-    {"self_attn.v_proj.weight", &LayerWeights::v, [](const Dims& d) { return std::vector{d.Hkv * d.D, d.C}; }, always},
-    {"self_attn.v_proj.bias", &LayerWeights::v_bias, [](const Dims& d) { return std::vector{d.Hkv * d.D}; }, qkv_bias},
-    {"self_attn.o_proj.weight", &LayerWeights::o, [](const Dims& d) { return std::vector{d.C, d.H * d.D}; }, always},
-    {"self_attn.o_proj.bias", &LayerWeights::o_bias, [](const Dims& d) { return std::vector{d.C}; }, o_bias},
-    {"post_attention_layernorm.weight", &LayerWeights::mlp_norm, [](const Dims& d) { return std::vector{d.C}; }, always},
-    {"mlp.gate_proj.weight", &LayerWeights::gate, [](const Dims& d) { return std::vector{d.F, d.C}; }, always},
-    {"mlp.up_proj.weight", &LayerWeights::up, [](const Dims& d) { return std::vector{d.F, d.C}; }, always},
-    {"mlp.down_proj.weight", &LayerWeights::down, [](const Dims& d) { return std::vector{d.C, d.F}; }, always},
+using Shape = std::vector<int64_t> (*)(const Dims&);
+// The (out, in) shape of each projection's weight, in Proj order.
+const Shape kProjShape[kNumProj] = {
+    [](const Dims& d) { return std::vector{d.H * d.D, d.C}; },    // q
+    [](const Dims& d) { return std::vector{d.Hkv * d.D, d.C}; },  // k
+    [](const Dims& d) { return std::vector{d.Hkv * d.D, d.C}; },  // v
+    [](const Dims& d) { return std::vector{d.C, d.H * d.D}; },    // o
+    [](const Dims& d) { return std::vector{d.F, d.C}; },          // gate
+    [](const Dims& d) { return std::vector{d.F, d.C}; },          // up
+    [](const Dims& d) { return std::vector{d.C, d.F}; },          // down
 };
+Tensor LayerWeights::*const kProjMember[kNumProj] = {&LayerWeights::q,    &LayerWeights::k,  &LayerWeights::v,
+                                                     &LayerWeights::o,    &LayerWeights::gate, &LayerWeights::up,
+                                                     &LayerWeights::down};
+
+const std::vector<LayerSpec>& layer_specs() {
+  static const std::vector<LayerSpec> specs = [] {
+    auto w = [](Proj p) { return proj_path(p) + ".weight"; };
+    auto b = [](Proj p) { return proj_path(p) + ".bias"; };
+    auto out = [](Proj p) -> Shape {  // the bias of projection p: (O)
+      switch (p) {
+        case Proj::Q: return [](const Dims& d) { return std::vector{d.H * d.D}; };
+        case Proj::O: return [](const Dims& d) { return std::vector{d.C}; };
+        default: return [](const Dims& d) { return std::vector{d.Hkv * d.D}; };
+      }
+    };
+    const auto P = [](Proj p) { return static_cast<size_t>(p); };
+    return std::vector<LayerSpec>{
+        {"input_layernorm.weight", &LayerWeights::attn_norm, [](const Dims& d) { return std::vector{d.C}; }, always},
+        {w(Proj::Q), kProjMember[P(Proj::Q)], kProjShape[P(Proj::Q)], always},
+        {b(Proj::Q), &LayerWeights::q_bias, out(Proj::Q), qkv_bias},
+        {w(Proj::K), kProjMember[P(Proj::K)], kProjShape[P(Proj::K)], always},
+        {b(Proj::K), &LayerWeights::k_bias, out(Proj::K), qkv_bias},
+        {w(Proj::V), kProjMember[P(Proj::V)], kProjShape[P(Proj::V)], always},
+        {b(Proj::V), &LayerWeights::v_bias, out(Proj::V), qkv_bias},
+        {w(Proj::O), kProjMember[P(Proj::O)], kProjShape[P(Proj::O)], always},
+        {b(Proj::O), &LayerWeights::o_bias, out(Proj::O), o_bias},
+        {"self_attn.q_norm.weight", &LayerWeights::q_norm, [](const Dims& d) { return std::vector{d.D}; }, qk_norm},
+        {"self_attn.k_norm.weight", &LayerWeights::k_norm, [](const Dims& d) { return std::vector{d.D}; }, qk_norm},
+        {"post_attention_layernorm.weight", &LayerWeights::mlp_norm, [](const Dims& d) { return std::vector{d.C}; },
+         always},
+        {w(Proj::Gate), kProjMember[P(Proj::Gate)], kProjShape[P(Proj::Gate)], always},
+        {w(Proj::Up), kProjMember[P(Proj::Up)], kProjShape[P(Proj::Up)], always},
+        {w(Proj::Down), kProjMember[P(Proj::Down)], kProjShape[P(Proj::Down)], always},
+    };
+  }();
+  return specs;
+}
 
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
@@ -75,13 +110,13 @@ std::vector<ParamInfo> expected_params(const ModelConfig& cfg) {
   p.push_back({"model.norm.weight", {d.C}, {}});
   if (!cfg.tie_word_embeddings) p.push_back({"lm_head.weight", {d.V, d.C}, {}});
   for (int i = 0; i < cfg.num_layers; ++i)
-    for (const auto& s : kLayerSpecs)
+    for (const auto& s : layer_specs())
       if (s.present(cfg)) p.push_back({fmt::format("model.layers.{}.{}", i, s.suffix), s.shape(d), {}});
   return p;
 }
 
 ModelWeights::ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& dir) : be_(be) {
-  for (const auto& s : kLayerSpecs) per_layer_ += s.present(cfg) ? 1 : 0;
+  for (const auto& s : layer_specs()) per_layer_ += s.present(cfg) ? 1 : 0;
   files_ = std::make_unique<SafetensorsSet>(dir);
   const fs::path single = dir / "model.safetensors";
   const std::string where = fs::is_directory(dir) ? (fs::exists(single) ? single : dir / "model.safetensors.index.json").string()
@@ -126,8 +161,8 @@ ModelWeights::~ModelWeights() {
 LayerWeights ModelWeights::layer(int i) const {
   LayerWeights w;
   size_t idx = static_cast<size_t>(globals_) + static_cast<size_t>(i) * static_cast<size_t>(per_layer_);
-  for (const auto& s : kLayerSpecs) {
-    const std::string suffix = s.suffix;
+  for (const auto& s : layer_specs()) {
+    const std::string& suffix = s.suffix;
     // The table holds only the present parameters, in kLayerSpecs order.
     if (idx < params_.size() && params_[idx].name == fmt::format("model.layers.{}.{}", i, suffix))
       w.*(s.member) = params_[idx++].tensor;

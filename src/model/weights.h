@@ -30,7 +30,8 @@ struct LayerWeights {
   Tensor q, q_bias;       // (H·D, C), (H·D)
   Tensor k, k_bias;       // (Hkv·D, C), (Hkv·D)
   Tensor v, v_bias;       // (Hkv·D, C), (Hkv·D)
-  Tensor o, o_bias;       // (C, H·D), (C) (Llama with attention_bias only)
+  Tensor o, o_bias;       // (C, H·D), (C) (Llama, Qwen3 with attention_bias only)
+  Tensor q_norm, k_norm;  // (D), (D)  Qwen3's per-head RMSNorm weights (empty otherwise)
   Tensor mlp_norm;        // (C)   post_attention_layernorm
   Tensor gate, up;        // (F, C)
   Tensor down;            // (C, F)

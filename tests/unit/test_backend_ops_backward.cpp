@@ -64,14 +64,15 @@ TEST(BackwardFd, RmsNorm) {
 TEST(BackwardFd, Rope) {
   const int64_t N = 4, H = 2, D = 6;
   std::vector<int32_t> pos{0, 1, 5, 17};
+  const std::vector<float> inv = rope_default_inv_freq(D, 10000.0);  // with a yarn-like cos/sin scale 1.25
   Vec x = rnd(N * H * D, 4), g = rnd(N * H * D, 5), y;
   auto loss = [&] {
     y = x;
-    k::rope_forward(y.data(), pos.data(), N, H, D, 10000.f);
+    k::rope_forward(y.data(), pos.data(), N, H, D, inv.data(), 1.25f);
     return dot(y, g);
   };
   Vec dx = g;
-  k::rope_rotate(dx.data(), pos.data(), N, H, D, 10000.f, -1);
+  k::rope_rotate(dx.data(), pos.data(), N, H, D, inv.data(), 1.25f, -1);
   expect_fd(x, dx, loss, "rope dx");
 }
 
@@ -166,8 +167,9 @@ TEST_P(BackwardOps, RopeBackwardInvertsForward) {
   std::vector<int32_t> pos{0, 1, 2, 100, 1000, 31, 7};
   GuardedBuffer gx = upload_guarded(be(), x), gp = upload_guarded(be(), pos);
   Tensor t = gx.tensor(DType::F32, {N, H, D});
-  be().rope_forward(t, gp.tensor(DType::I32, {N}), 1e6f);
-  be().rope_backward(t, gp.tensor(DType::I32, {N}), 1e6f);
+  const RopeTable rope{rope_default_inv_freq(D, 1e6), 1.0f};
+  be().rope_forward(t, gp.tensor(DType::I32, {N}), rope);
+  be().rope_backward(t, gp.tensor(DType::I32, {N}), rope);
   // A rotation then its inverse: 2 × (2 products + 1 sum) roundings of values ≤ 1, plus
   // cos²+sin² = 1 to within 2 roundings: |err| ≤ 8·u·|x| + 2u ≤ 5·eps32.
   expect_close(gx.download<float>(), to_double(x), std::vector<double>(x.size(), 5 * kEps32), "rope roundtrip");

@@ -187,21 +187,27 @@ TEST_P(ForwardOps, AddBias) {
 TEST_P(ForwardOps, Rope) {
   if (!supported(Op::RopeForward)) GTEST_SKIP() << GetParam() << ": op not supported with F32 activations";
   const int64_t B = 2, S = 37, H = 3, D = 22, N = B * S;
-  const float theta = 1e6f;
+  // A yarn table (scaled cos/sin) so the attention factor is exercised as well as inv_freq.
+  RopeConfig rc;
+  rc.type = RopeType::Yarn;
+  rc.theta = 1e6;
+  rc.factor = 4;
+  const RopeTable rope = rope_table(rc, static_cast<int>(D), 4096);
   auto x = random_floats(static_cast<size_t>(N * H * D), 90, -2.f, 2.f);
   std::vector<int32_t> pos(static_cast<size_t>(N));
   for (int64_t n = 0; n < N; ++n) pos[n] = static_cast<int32_t>(n % S * 13);  // angles up to ~470 rad
   GuardedBuffer gx = upload_guarded(be(), x), gp = upload_guarded(be(), pos);
-  be().rope_forward(gx.tensor(DType::F32, {B, S, H, D}), gp.tensor(DType::I32, {N}), theta);
+  be().rope_forward(gx.tensor(DType::F32, {B, S, H, D}), gp.tensor(DType::I32, {N}), rope);
   auto ref = to_double(x);
-  k::rope_forward(ref.data(), pos.data(), N, H, D, theta);
+  k::rope_forward(ref.data(), pos.data(), N, H, D, rope.inv_freq.data(), rope.attention_scaling);
   // Both sides take the same fp32 angle (the contract); cos/sin of it in fp32 are within
-  // one rounding each, then x1·c − x2·s costs three more: ≤ 4 roundings of |x1| + |x2|.
+  // one rounding each, one more for the attention scaling a, then x1·c − x2·s costs three
+  // more: ≤ 5 roundings of a·(|x1| + |x2|).
   std::vector<double> b(ref.size());
   for (int64_t r = 0; r < N * H; ++r)
     for (int64_t i = 0; i < D / 2; ++i) {
       const double m = std::fabs(x[r * D + i]) + std::fabs(x[r * D + i + D / 2]);
-      b[r * D + i] = b[r * D + i + D / 2] = elementwise_bound(4, m);
+      b[r * D + i] = b[r * D + i + D / 2] = elementwise_bound(5, rope.attention_scaling * m);
     }
   expect_close(gx.download<float>(), ref, b, "rope");
   EXPECT_TRUE(gx.guards_intact());

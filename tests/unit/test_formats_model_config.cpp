@@ -179,20 +179,110 @@ TEST(ModelConfig, FieldVariants) {
   EXPECT_EQ(m.head_dim, 4);
   EXPECT_FALSE(m.sliding_window.has_value());
   EXPECT_EQ(parse_model_config(minimal("mistral", R"("head_dim":0)"), "m").head_dim, 8);
-  // Qwen2: sliding window only with use_sliding_window; Qwen2 q/k/v bias regardless.
+  // Qwen2: sliding window only with use_sliding_window, on layers >= max_window_layers (as
+  // Qwen2Attention: `layer_idx >= max_window_layers`); q/k/v bias regardless.
   ModelConfig q = parse_model_config(
-      minimal("qwen2", R"("num_key_value_heads":2,"use_sliding_window":true,"sliding_window":1024)"), "q");
+      minimal("qwen2",
+              R"("num_key_value_heads":2,"use_sliding_window":true,"sliding_window":1024,"max_window_layers":0)"),
+      "q");
   EXPECT_EQ(q.sliding_window, 1024);
   EXPECT_TRUE(q.attention_bias);
-  EXPECT_EQ(parse_model_config(minimal("qwen2", R"("num_key_value_heads":2,"use_sliding_window":true)"), "q")
+  EXPECT_EQ(parse_model_config(
+                minimal("qwen2", R"("num_key_value_heads":2,"use_sliding_window":true,"max_window_layers":0)"), "q")
                 .sliding_window,
             4096);
+  // The one layer is below the default max_window_layers (28): no layer slides.
+  EXPECT_FALSE(parse_model_config(minimal("qwen2", R"("num_key_value_heads":2,"use_sliding_window":true)"), "q")
+                   .sliding_window.has_value());
   // Llama 3 lists several eos ids.
   ModelConfig l3 = parse_model_config(minimal("llama", R"("eos_token_id":[128001,128008,128009])"), "l");
   EXPECT_EQ(l3.eos_token_ids, (std::vector<int>{128001, 128008, 128009}));
   EXPECT_EQ(l3.eos_token_id, 128001);
   // rope_scaling null and unknown fields are fine.
   EXPECT_EQ(error_of(minimal("llama", R"("rope_scaling":null,"something_new":{"a":1})")), "(accepted)");
+}
+
+// Qwen/Qwen3-4B config.json as published (tied, head_dim 128 ≠ hidden/heads = 80).
+const char* kQwen3_4B = R"({
+  "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+  "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu", "hidden_size": 2560,
+  "initializer_range": 0.02, "intermediate_size": 9728, "max_position_embeddings": 262144,
+  "max_window_layers": 36, "model_type": "qwen3", "num_attention_heads": 32, "num_hidden_layers": 36,
+  "num_key_value_heads": 8, "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 5000000,
+  "sliding_window": null, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+  "transformers_version": "4.51.0", "use_cache": true, "use_sliding_window": false, "vocab_size": 151936})";
+
+// meta-llama/Llama-3.1-8B-Instruct config.json as published.
+const char* kLlama31_8B = R"({
+  "architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+  "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "hidden_act": "silu", "hidden_size": 4096,
+  "initializer_range": 0.02, "intermediate_size": 14336, "max_position_embeddings": 131072, "mlp_bias": false,
+  "model_type": "llama", "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+  "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0,
+  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+  "rope_theta": 500000.0, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+  "transformers_version": "4.42.3", "use_cache": true, "vocab_size": 128256})";
+
+TEST(ModelConfig, Qwen3_4B) {
+  ModelConfig c = parse_model_config(kQwen3_4B, "q3.json");
+  EXPECT_EQ(c.family, ModelFamily::Qwen3);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.num_kv_heads, 8);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.rope.type, RopeType::Default);
+  EXPECT_EQ(c.rope_theta, 5e6);
+  EXPECT_FALSE(c.sliding_window.has_value());
+  // Qwen3Config defaults: head_dim 128 when absent (not hidden/heads), kv heads 32.
+  ModelConfig d = parse_model_config(minimal("qwen3", R"("num_key_value_heads":8)"), "q");
+  EXPECT_EQ(d.head_dim, 128);
+  EXPECT_EQ(parse_model_config(minimal("qwen3", R"("num_key_value_heads":8,"attention_bias":true)"), "q").o_bias,
+            true);
+}
+
+TEST(ModelConfig, Llama31RopeScaling) {
+  ModelConfig c = parse_model_config(kLlama31_8B, "l31.json");
+  EXPECT_EQ(c.rope.type, RopeType::Llama3);
+  EXPECT_EQ(c.rope.factor, 8.0);
+  EXPECT_EQ(c.rope.low_freq_factor, 1.0);
+  EXPECT_EQ(c.rope.high_freq_factor, 4.0);
+  EXPECT_EQ(c.rope.original_max_position_embeddings, 8192);
+  EXPECT_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int>{128001, 128008, 128009}));
+}
+
+// The same model in transformers 5's spelling (rope_parameters, dtype, layer_types) parses to
+// the same numbers; a file holding both spellings is fine while they agree.
+TEST(ModelConfig, Transformers5SpellingEqualsTransformers4) {
+  std::string v5 = kLlama31_8B;
+  const std::string scaling = R"("rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0,
+  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+  "rope_theta": 500000.0)";
+  ASSERT_NE(v5.find(scaling), std::string::npos);
+  v5.replace(v5.find(scaling), scaling.size(),
+             R"("rope_parameters": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+             "original_max_position_embeddings": 8192, "rope_theta": 500000.0, "rope_type": "llama3"})");
+  v5.replace(v5.find("torch_dtype"), 11, "dtype");
+  ModelConfig a = parse_model_config(kLlama31_8B, "4"), b = parse_model_config(v5, "5");
+  EXPECT_TRUE(a.rope == b.rope);
+  EXPECT_EQ(b.torch_dtype, "bfloat16");
+  // Both spellings, agreeing (a theta given twice, "type" next to "rope_type").
+  ModelConfig both = parse_model_config(
+      minimal("qwen2", R"("num_key_value_heads":8,"rope_theta":1e6,"rope_scaling":{"type":"yarn","factor":4.0},)"
+                       R"("rope_parameters":{"rope_theta":1e6,"rope_type":"yarn","type":"yarn","factor":4.0},)"
+                       R"("dtype":"bfloat16","torch_dtype":"bfloat16","layer_types":["full_attention"])"),
+      "both");
+  EXPECT_EQ(both.rope.type, RopeType::Yarn);
+  EXPECT_EQ(both.rope.theta, 1e6);
+  // layer_types agreeing with use_sliding_window / max_window_layers: the window is in effect.
+  ModelConfig sw = parse_model_config(
+      R"({"model_type":"qwen3","vocab_size":10,"hidden_size":64,"intermediate_size":8,"num_hidden_layers":2,)"
+      R"("num_attention_heads":8,"num_key_value_heads":8,"use_sliding_window":true,"sliding_window":16,)"
+      R"("max_window_layers":1,"layer_types":["full_attention","sliding_attention"]})",
+      "sw");
+  EXPECT_EQ(sw.sliding_window, 16);
 }
 
 struct Refusal {
@@ -207,21 +297,77 @@ TEST_P(Refused, WithExactMessage) { EXPECT_EQ(error_of(GetParam().json), GetPara
 INSTANTIATE_TEST_SUITE_P(
     Formats, Refused,
     ::testing::Values(
-        Refusal{minimal("gemma"), "cfg.json: model_type \"gemma\" is not supported; supported model types: qwen2, llama, mistral"},
+        Refusal{minimal("gemma"),
+                "cfg.json: model_type \"gemma\" is not supported; supported model types: qwen2, qwen3, llama, mistral"},
+        Refusal{minimal("qwen3_moe"),
+                "cfg.json: model_type \"qwen3_moe\" is a mixture-of-experts model (Qwen MoE), which lorafit does not "
+                "support yet; supported model types: qwen2, qwen3, llama, mistral"},
+        Refusal{minimal("qwen3_5"),
+                "cfg.json: model_type \"qwen3_5\" is Qwen3.5 (hybrid linear attention: Gated DeltaNet layers between "
+                "attention layers), which lorafit does not support yet; supported model types: qwen2, qwen3, llama, "
+                "mistral"},
+        Refusal{minimal("qwen3_next"),
+                "cfg.json: model_type \"qwen3_next\" is Qwen3-Next (hybrid linear attention with mixture of experts), "
+                "which lorafit does not support yet; supported model types: qwen2, qwen3, llama, mistral"},
+        Refusal{minimal("qwen3", R"("num_key_value_heads":8,"layer_types":["linear_attention"])"),
+                "cfg.json: field `layer_types`[0] = \"linear_attention\": this is a hybrid linear-attention model, "
+                "which lorafit does not support yet"},
+        Refusal{minimal("qwen3", R"("num_key_value_heads":8,"layer_types":["chunked_attention"])"),
+                "cfg.json: field `layer_types`[0] = \"chunked_attention\" is not supported; supported layer types: "
+                "full_attention, sliding_attention"},
+        Refusal{minimal("qwen3", R"("num_key_value_heads":8,"layer_types":["full_attention","full_attention"])"),
+                "cfg.json: field `layer_types` must be a list of 1 entries (num_hidden_layers), got 2 entries"},
+        Refusal{minimal("qwen3", R"("num_key_value_heads":8,"layer_types":["sliding_attention"])"),
+                "cfg.json: field `layer_types`[0] = \"sliding_attention\" disagrees with use_sliding_window / "
+                "max_window_layers (full_attention); fix one of them"},
+        Refusal{minimal("qwen3", R"("num_key_value_heads":8,"head_dim":null)"),
+                "cfg.json: field `head_dim` is null; Qwen3 needs it (transformers' default is 128)"},
+        Refusal{minimal("llama", R"("rope_scaling":{"factor":8.0,"rope_type":"dynamic"})"),
+                "cfg.json: field `rope_scaling`: rope_type \"dynamic\" is not supported; supported rope types: "
+                "default, llama3, yarn"},
+        Refusal{minimal("llama", R"("rope_parameters":{"rope_theta":1e4,"rope_type":"longrope"})"),
+                "cfg.json: field `rope_parameters`: rope_type \"longrope\" is not supported; supported rope types: "
+                "default, llama3, yarn"},
+        Refusal{minimal("llama", R"("rope_scaling":{"factor":8.0})"),
+                "cfg.json: field `rope_scaling` has no `rope_type`; supported rope types: default, llama3, yarn"},
+        Refusal{minimal("llama", R"("rope_scaling":{"factor":8.0,"rope_type":"llama3"})"),
+                "cfg.json: rope_type \"llama3\" needs field `rope_scaling.low_freq_factor`"},
+        Refusal{minimal("llama", R"("rope_scaling":{"factor":8.0,"rope_type":"yarn","low_freq_factor":1})"),
+                "cfg.json: field `rope_scaling.low_freq_factor` is not a parameter of rope_type \"yarn\" that lorafit "
+                "implements; remove it or use a model whose config does not need it"},
+        Refusal{minimal("llama", R"("rope_scaling":{"type":"yarn","rope_type":"llama3"})"),
+                "cfg.json: fields `rope_scaling.rope_type` = \"llama3\" and `rope_scaling.type` = \"yarn\" disagree; "
+                "keep one"},
+        Refusal{minimal("llama", R"("rope_theta":10000.0,"rope_parameters":{"rope_theta":500000.0,"rope_type":"default"})"),
+                "cfg.json: fields `rope_theta` = 10000 and `rope_parameters.rope_theta` = 500000 disagree; keep one"},
+        Refusal{minimal("llama", R"("rope_scaling":null,"rope_parameters":{"rope_theta":1e4,"rope_type":"yarn","factor":4})"),
+                "cfg.json: fields `rope_scaling` (default (theta 10000)) and `rope_parameters` (yarn (theta 10000, "
+                "factor 4)) disagree; keep one"},
+        Refusal{minimal("llama", R"("rope_scaling":{"rope_type":"yarn","factor":2},"rope_parameters":{"rope_theta":1e4,"rope_type":"yarn","factor":4})"),
+                "cfg.json: fields `rope_scaling` (yarn (theta 10000, factor 2)) and `rope_parameters` (yarn (theta "
+                "10000, factor 4)) disagree; keep one"},
+        Refusal{minimal("llama", R"("rope_parameters":{"rope_type":"default"})"),
+                "cfg.json: missing field `rope_parameters.rope_theta`"},
+        Refusal{minimal("llama", R"("rope_parameters":{"full_attention":{"rope_theta":1e4,"rope_type":"default"}})"),
+                "cfg.json: field `rope_parameters` gives one rope per layer type; lorafit supports one rope for all "
+                "layers"},
+        Refusal{minimal("llama", R"("rope_parameters":{"rope_theta":1e4,"rope_type":"default","partial_rotary_factor":0.5})"),
+                "cfg.json: field `rope_parameters.partial_rotary_factor` is not a parameter of rope_type \"default\" "
+                "that lorafit implements; remove it or use a model whose config does not need it"},
+        Refusal{minimal("llama", R"("torch_dtype":"bfloat16","dtype":"float16")"),
+                "cfg.json: fields `torch_dtype` = \"bfloat16\" and `dtype` = \"float16\" disagree; keep one"},
+        Refusal{minimal("llama", R"("attention_dropout":0.1)"),
+                "cfg.json: field `attention_dropout` = 0.1 is not supported (transformers drops attention probabilities "
+                "while training); set it to 0.0"},
+        Refusal{minimal("llama", R"("partial_rotary_factor":0.5)"),
+                "cfg.json: field `partial_rotary_factor` = 0.5 is not supported; lorafit rotates the whole head (1.0)"},
         Refusal{R"({"hidden_size":4})", "cfg.json: missing required field `model_type`"},
         Refusal{R"({"model_type":"llama","vocab_size":10})", "cfg.json: missing required field `hidden_size`"},
         Refusal{"[1]", "cfg.json: config.json is a JSON array, expected an object"},
         Refusal{minimal("llama", R"("hidden_act":"gelu")"),
                 "cfg.json: field `hidden_act` = \"gelu\" is not supported; lorafit implements \"silu\" only"},
-        Refusal{minimal("llama", R"("rope_scaling":{"factor":8.0,"rope_type":"llama3"})"),
-                "cfg.json: field `rope_scaling` (rope_type \"llama3\") is not supported; lorafit implements plain "
-                "RoPE only (rope_scaling null or absent)"},
-        Refusal{minimal("qwen2", R"("num_key_value_heads":8,"rope_scaling":{"type":"yarn","factor":4})"),
-                "cfg.json: field `rope_scaling` (rope_type \"yarn\") is not supported; lorafit implements plain "
-                "RoPE only (rope_scaling null or absent)"},
         Refusal{minimal("llama", R"("rope_scaling":2)"),
-                "cfg.json: field `rope_scaling` (integer) is not supported; lorafit implements plain RoPE only "
-                "(rope_scaling null or absent)"},
+                "cfg.json: field `rope_scaling` = 2 must be an object or null"},
         Refusal{minimal("llama", R"("mlp_bias":true)"),
                 "cfg.json: field `mlp_bias` = true is not supported; lorafit's MLP has no biases"},
         Refusal{minimal("llama", R"("rope_theta":NaN)"),

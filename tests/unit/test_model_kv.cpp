@@ -70,7 +70,10 @@ std::vector<float> feed(const Model& m, KvCache& cache, const std::vector<int32_
 }
 
 TEST(ModelKv, DecodeEqualsFullForwardAtEveryPosition) {
-  const json index = json::parse(std::ifstream(fs::path(LORAFIT_FIXTURES) / "forward" / "index.json"));
+  // index.json: transformers 4.46 models; index_recent.json: Qwen3, llama3 and yarn RoPE (4.57).
+  json index = json::parse(std::ifstream(fs::path(LORAFIT_FIXTURES) / "forward" / "index.json"));
+  for (const auto& e : json::parse(std::ifstream(fs::path(LORAFIT_FIXTURES) / "forward" / "index_recent.json")))
+    index.push_back(e);
   auto be = make_backend("cpu");
   int cases = 0;
   for (const auto& e : index) {
@@ -108,7 +111,7 @@ TEST(ModelKv, DecodeEqualsFullForwardAtEveryPosition) {
       ++cases;
     }
   }
-  EXPECT_GE(cases, 2 * 7);  // six fixture models + stories260K
+  EXPECT_GE(cases, 2 * 11);  // six + four fixture models + stories260K
 }
 
 // A cache truncated to a shared prefix gives the same logits as a fresh one (chat reuse).

@@ -118,7 +118,11 @@ TEST_P(TrainGolden, TwentyStepsMatchTrainer) {
   ::testing::Test::RecordProperty("final_worst_err_over_bound", std::to_string(worst));
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, TrainGolden, ::testing::Values("qwen2-gqa7-untied-f32", "llama-gqa2-f32", "stories260K"),
+// qwen3-gqa-tied-f32 and llama31-rope-f32: transformers 4.57.6 + PEFT 0.17.1
+// (tools/golden/make_train_recent.py): q_norm/k_norm and llama3 RoPE on the gradient path.
+INSTANTIATE_TEST_SUITE_P(Cases, TrainGolden,
+                         ::testing::Values("qwen2-gqa7-untied-f32", "llama-gqa2-f32", "stories260K",
+                                           "qwen3-gqa-tied-f32", "llama31-rope-f32"),
                          [](const auto& param_info) {
                            std::string s = param_info.param;
                            std::replace(s.begin(), s.end(), '-', '_');

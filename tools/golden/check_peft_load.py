@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--lorafit", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--adapter", required=True)
+    ap.add_argument("--input_ids", help="comma-separated ids instead of --text (a model folder without a tokenizer)")
     ap.add_argument("--text", default='Sue had a big box. One day Sue went to the yard with the big box. Tom saw it.')
     a = ap.parse_args()
     adapter = pathlib.Path(a.adapter)
@@ -47,8 +48,10 @@ def main():
             assert (t.shape[0] == r) if ".lora_A." in k else (t.shape[1] == r), (k, t.shape)
         nkeys = len(list(f.keys()))
 
-    tok = AutoTokenizer.from_pretrained(a.model)
-    ids = tok(a.text)["input_ids"]
+    if a.input_ids:
+        ids = [int(x) for x in a.input_ids.split(",")]
+    else:
+        ids = AutoTokenizer.from_pretrained(a.model)(a.text)["input_ids"]
     base = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32)
     model = PeftModel.from_pretrained(base, str(adapter)).eval()
     with torch.no_grad():

@@ -51,7 +51,8 @@ def load(model_dir, dtype):
 
 def weights_dtype(model_dir):
     with open(os.path.join(model_dir, "config.json")) as f:
-        return json.load(f).get("torch_dtype", "float32")
+        cfg = json.load(f)  # transformers >= 4.56 writes dtype instead of torch_dtype
+        return cfg.get("torch_dtype") or cfg.get("dtype") or "float32"
 
 
 def forward_case(name):

@@ -73,6 +73,11 @@ def build(name):
         args.update(attention_bias=False, mlp_bias=False)
         cfg = LlamaConfig(**args)
         model = LlamaForCausalLM(cfg)
+    return randomize_and_save(model, cfg, dtype, seed, name)
+
+
+def randomize_and_save(model, cfg, dtype, seed, name):
+    """Re-draws every weight (see the module docstring) and saves the HF folder `name`."""
     gen = torch.Generator().manual_seed(seed * 7919)
     with torch.no_grad():
         for pname, p in model.named_parameters():

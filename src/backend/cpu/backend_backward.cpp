@@ -160,10 +160,12 @@ void CpuBackend::bias_grad(Tensor dbias, Tensor dout) {
   }
 }
 
-void CpuBackend::rope_backward(Tensor dx, Tensor pos, float theta) {
+void CpuBackend::rope_backward(Tensor dx, Tensor pos, const RopeTable& rope) {
   check_f32(dx, "rope_backward", "dx");
-  LF_CHECK(dx.ndim == 3 && pos.dtype == DType::I32 && pos.numel() == dx.dim(0));
-  cpu::rope_rotate(dx.as<float>(), pos.as<const int32_t>(), dx.dim(0), dx.dim(1), dx.dim(2), theta, -1);
+  LF_CHECK(dx.ndim == 3 && pos.dtype == DType::I32 && pos.numel() == dx.dim(0) &&
+           static_cast<int64_t>(rope.inv_freq.size()) == dx.dim(2) / 2);
+  cpu::rope_rotate(dx.as<float>(), pos.as<const int32_t>(), dx.dim(0), dx.dim(1), dx.dim(2), rope.inv_freq.data(),
+                   rope.attention_scaling, -1);
 }
 
 void CpuBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k,

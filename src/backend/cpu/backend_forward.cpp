@@ -223,13 +223,14 @@ void CpuBackend::add_bias(Tensor out, Tensor bias) {
   with_weight(bias, [&](auto* bp) { cpu::add_bias(out.as<float>(), bp, N, O); });
 }
 
-void CpuBackend::rope_forward(Tensor x, Tensor pos, float theta) {
+void CpuBackend::rope_forward(Tensor x, Tensor pos, const RopeTable& rope) {
   check_f32(x, "rope x");
   check_i32(pos, "rope pos");
   LF_CHECK(x.ndim >= 3, "rope x {} must be (N,H,D) or (B,T,H,D)", x.shape_str());
   const int64_t H = x.dim(-2), D = x.dim(-1), N = x.numel() / (H * D);
-  LF_CHECK(D % 2 == 0 && pos.numel() == N, "rope: x {} pos {}", x.shape_str(), pos.shape_str());
-  cpu::rope_forward(x.as<float>(), pos.as<int32_t>(), N, H, D, theta);
+  LF_CHECK(D % 2 == 0 && pos.numel() == N && static_cast<int64_t>(rope.inv_freq.size()) == D / 2,
+           "rope: x {} pos {} inv_freq {}", x.shape_str(), pos.shape_str(), rope.inv_freq.size());
+  cpu::rope_forward(x.as<float>(), pos.as<int32_t>(), N, H, D, rope.inv_freq.data(), rope.attention_scaling);
 }
 
 void CpuBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor seg) {

@@ -24,7 +24,7 @@ class CpuBackend final : public Backend {
   void matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha,
               float beta) override;
   void add_bias(Tensor out, Tensor bias) override;
-  void rope_forward(Tensor x, Tensor pos, float theta) override;
+  void rope_forward(Tensor x, Tensor pos, const RopeTable& rope) override;
   void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor seg) override;
   void swiglu_forward(Tensor out, Tensor gate, Tensor up) override;
   void add(Tensor out, Tensor a, Tensor b) override;
@@ -37,7 +37,7 @@ class CpuBackend final : public Backend {
 
   void rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor w, Tensor rstd) override;
   void bias_grad(Tensor dbias, Tensor dout) override;
-  void rope_backward(Tensor dx, Tensor pos, float theta) override;
+  void rope_backward(Tensor dx, Tensor pos, const RopeTable& rope) override;
   void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
                           Tensor out, Tensor lse, Tensor seg) override;
   void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) override;

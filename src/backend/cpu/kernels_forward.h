@@ -47,16 +47,6 @@ inline float dropout_uniform(uint64_t seed, int64_t i) {
 }
 inline bool dropout_keep(uint64_t seed, int64_t i, float p) { return dropout_uniform(seed, i) >= p; }
 
-// RoPE inverse frequencies exactly as transformers computes them in fp32:
-// inv_freq[i] = 1 / theta^(2i/D), i < D/2.
-inline std::vector<float> rope_inv_freq(int64_t D, float theta) {
-  std::vector<float> f(static_cast<size_t>(D / 2));
-  for (int64_t i = 0; i < D / 2; ++i)
-    f[static_cast<size_t>(i)] =
-        1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(D));
-  return f;
-}
-
 // out (N,C) = table[ids] ; ids (N) already range-checked against V by the caller.
 template <class T, class W>
 void embedding_forward(T* out, const int32_t* ids, const W* table, int64_t N, int64_t C) {
@@ -113,18 +103,19 @@ void add_bias(T* out, const W* bias, int64_t N, int64_t O) {
 }
 
 // x (N,H,D) rotated in place: for i < D/2, (x_i, x_{i+D/2}) ← (x_i·cos − x_{i+D/2}·sin,
-// x_{i+D/2}·cos + x_i·sin), angle = pos[n]·inv_freq[i] in fp32 (as transformers). `sign` = −1
-// rotates by −angle (the backward). cos/sin are evaluated in T.
+// x_{i+D/2}·cos + x_i·sin), angle = pos[n]·inv_freq[i] in fp32 (as transformers), cos and sin
+// times `scaling` (yarn's attention factor). `sign` = −1 rotates by −angle (the backward).
+// cos/sin are evaluated in T.
 template <class T>
-void rope_rotate(T* x, const int32_t* pos, int64_t N, int64_t H, int64_t D, float theta, int sign) {
-  const std::vector<float> inv_freq = rope_inv_freq(D, theta);
+void rope_rotate(T* x, const int32_t* pos, int64_t N, int64_t H, int64_t D, const float* inv_freq, float scaling,
+                 int sign) {
   const int64_t half = D / 2;
 #pragma omp parallel for
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(pos[n]) * inv_freq[static_cast<size_t>(i)];
-      const T c = std::cos(static_cast<T>(angle));
-      const T s = static_cast<T>(sign) * std::sin(static_cast<T>(angle));
+      const float angle = static_cast<float>(pos[n]) * inv_freq[i];
+      const T c = std::cos(static_cast<T>(angle)) * static_cast<T>(scaling);
+      const T s = static_cast<T>(sign) * (std::sin(static_cast<T>(angle)) * static_cast<T>(scaling));
       for (int64_t h = 0; h < H; ++h) {
         T* xh = x + (n * H + h) * D;
         const T x1 = xh[i], x2 = xh[i + half];
@@ -135,8 +126,9 @@ void rope_rotate(T* x, const int32_t* pos, int64_t N, int64_t H, int64_t D, floa
   }
 }
 template <class T>
-void rope_forward(T* x, const int32_t* pos, int64_t N, int64_t H, int64_t D, float theta) {
-  rope_rotate(x, pos, N, H, D, theta, +1);
+void rope_forward(T* x, const int32_t* pos, int64_t N, int64_t H, int64_t D, const float* inv_freq,
+                  float scaling = 1.0f) {
+  rope_rotate(x, pos, N, H, D, inv_freq, scaling, +1);
 }
 
 // Causal GQA attention. q (B,S,H,D), k/v (B,S,Hkv,D), out (B,S,H,D), lse (B,H,S) (may be

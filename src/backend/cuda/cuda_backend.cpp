@@ -10,7 +10,6 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cpu/kernels_forward.h"  // cpu::rope_inv_freq: the fp32 frequencies bit for bit
 
 namespace lorafit {
 
@@ -257,32 +256,33 @@ void CudaBackend::add_bias(Tensor out, Tensor bias) {
 }
 
 namespace {
-cuda::RopeFreqs rope_freqs(int64_t D, float theta) {
+cuda::RopeFreqs rope_freqs(int64_t D, const RopeTable& rope) {
   LF_CHECK(D % 2 == 0 && D / 2 <= cuda::kMaxHeadDim, "rope head dim {} (the CUDA backend takes even D ≤ {})", D,
            2 * cuda::kMaxHeadDim);
+  LF_CHECK(static_cast<int64_t>(rope.inv_freq.size()) == D / 2, "rope inv_freq {} for D {}", rope.inv_freq.size(), D);
   cuda::RopeFreqs f{};
-  const std::vector<float> inv = cpu::rope_inv_freq(D, theta);  // the CPU's fp32 values, bit for bit
-  std::copy(inv.begin(), inv.end(), f.inv_freq);
+  std::copy(rope.inv_freq.begin(), rope.inv_freq.end(), f.inv_freq);  // the CPU's fp32 values, bit for bit
+  f.attention_scaling = rope.attention_scaling;
   return f;
 }
 }  // namespace
 
-void CudaBackend::rope_forward(Tensor x, Tensor pos, float theta) {
+void CudaBackend::rope_forward(Tensor x, Tensor pos, const RopeTable& rope) {
   const ET at = cuda::act_type(x, "rope x");
   cuda::check_dev(pos, DType::I32, "rope pos");
   LF_CHECK(x.ndim >= 3, "rope x {} must be (N,H,D) or (B,T,H,D)", x.shape_str());
   const int64_t H = x.dim(-2), D = x.dim(-1), N = x.numel() / (H * D);
   LF_CHECK(pos.numel() == N, "rope: x {} pos {}", x.shape_str(), pos.shape_str());
-  LF_CUDA(cuda::rope_rotate(x.data, at, pos.as<int32_t>(), N, H, D, rope_freqs(D, theta), +1));
+  LF_CUDA(cuda::rope_rotate(x.data, at, pos.as<int32_t>(), N, H, D, rope_freqs(D, rope), +1));
 }
 
-void CudaBackend::rope_backward(Tensor dx, Tensor pos, float theta) {
+void CudaBackend::rope_backward(Tensor dx, Tensor pos, const RopeTable& rope) {
   const ET at = cuda::act_type(dx, "rope_backward dx");
   cuda::check_dev(pos, DType::I32, "rope_backward pos");
   LF_CHECK(dx.ndim >= 3, "rope_backward dx {} must be (N,H,D) or (B,T,H,D)", dx.shape_str());
   const int64_t H = dx.dim(-2), D = dx.dim(-1), N = dx.numel() / (H * D);
   LF_CHECK(pos.numel() == N, "rope_backward: dx {} pos {}", dx.shape_str(), pos.shape_str());
-  LF_CUDA(cuda::rope_rotate(dx.data, at, pos.as<int32_t>(), N, H, D, rope_freqs(D, theta), -1));
+  LF_CUDA(cuda::rope_rotate(dx.data, at, pos.as<int32_t>(), N, H, D, rope_freqs(D, rope), -1));
 }
 
 namespace {

@@ -18,9 +18,11 @@ enum class ET : int { F32 = 0, BF16 = 1, F16 = 2 };
 
 // Attention head dims up to this run on CUDA (the shared-memory tiles are sized for it).
 constexpr int64_t kMaxHeadDim = 128;
-// RoPE inverse frequencies travel as a kernel argument (D/2 ≤ kMaxHeadDim).
+// RoPE inverse frequencies travel as a kernel argument (D/2 ≤ kMaxHeadDim), with the factor
+// cos and sin are multiplied by (yarn's attention factor; 1 otherwise).
 struct RopeFreqs {
   float inv_freq[kMaxHeadDim];
+  float attention_scaling;
 };
 // torch AdamW's scalars, precomputed on the host exactly as cpu::adamw_kernel does.
 struct AdamWScalars {

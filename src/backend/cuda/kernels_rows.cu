@@ -77,7 +77,8 @@ __global__ void bias_grad_k(float* dbias, const A* dout, int64_t N, int64_t O) {
   dbias[o] += static_cast<float>(s);
 }
 
-// x (N,H,D) rotated in place by ±angle, angle = pos·inv_freq[i] in fp32 (cpu::rope_rotate):
+// x (N,H,D) rotated in place by ±angle, angle = pos·inv_freq[i] in fp32, cos/sin times
+// attention_scaling (cpu::rope_rotate):
 // one thread per (n, i) pair, looping over the heads.
 template <class A>
 __global__ void rope_k(A* x, const int32_t* pos, int64_t N, int64_t H, int64_t D, RopeFreqs f, int sign) {
@@ -88,7 +89,8 @@ __global__ void rope_k(A* x, const int32_t* pos, int64_t N, int64_t H, int64_t D
     const float angle = static_cast<float>(pos[n]) * f.inv_freq[i];
     double sd, cd;
     sincos(static_cast<double>(angle), &sd, &cd);
-    const float c = static_cast<float>(cd), s = static_cast<float>(sign) * static_cast<float>(sd);
+    const float c = static_cast<float>(cd) * f.attention_scaling,
+                s = static_cast<float>(sign) * (static_cast<float>(sd) * f.attention_scaling);
     for (int64_t h = 0; h < H; ++h) {
       const int64_t base = (n * H + h) * D;
       const float x1 = ld(x, base + i), x2 = ld(x, base + i + half);
