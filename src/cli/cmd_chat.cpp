@@ -21,7 +21,8 @@ struct ChatOptions {
 };
 
 void run_chat(const ChatOptions& o) {
-  Inference inf(o.f.inf);
+  const std::unique_ptr<Inference> loaded = load_inference(o.f);
+  Inference& inf = *loaded;
   const GenerateSettings s = resolve_settings(inf, o.f);
   if (o.max_context < 2) throw Error("--max_context {}: must be at least 2", o.max_context);
   const int64_t capacity = std::min<int64_t>(context_length(inf.model().config()), o.max_context);

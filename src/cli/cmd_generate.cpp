@@ -52,7 +52,8 @@ void run_generate(GenerateOptions& o) {
   if (given != 1)
     throw Error("generate: give the input with exactly one of --prompt TEXT, --messages FILE or --input_ids 1,2,3");
   if (!o.input_ids.empty()) o.f.inf.raw = true;  // ids need no template
-  Inference inf(o.f.inf);
+  const std::unique_ptr<Inference> loaded = load_inference(o.f);
+  Inference& inf = *loaded;
   const GenerateSettings s = resolve_settings(inf, o.f);
 
   std::vector<int32_t> prompt;

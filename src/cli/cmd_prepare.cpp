@@ -29,7 +29,7 @@ void run_prepare(std::vector<std::string> args) {
   TrainSettings s = parse_train_args(args);
   if (s.output_dir.empty()) s.output_dir = ".";  // not used by prepare
   validate_settings(s);
-  const ChatRenderer r(s.model_name_or_path);
+  const ChatRenderer r(s.model_name_or_path, chat_setup_of(s));
   const PreparedData d = prepare_data(s, r);
   std::printf("%s", describe_data(d, s).c_str());
   const RenderStats& t = d.train_stats;

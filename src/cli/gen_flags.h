@@ -1,6 +1,8 @@
 // Flags shared by `lorafit generate` and `lorafit chat`: model/adapters and the decoding
 // settings, which override the defaults of the model's generation_config.json.
 #pragma once
+#include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@ struct GenFlags {
   std::optional<int> top_k, max_new_tokens;
   uint64_t seed = 0;
   std::optional<std::string> system;
+  std::optional<std::string> enable_thinking;  // "true"/"false"
 };
 
 inline void add_gen_flags(CLI::App& sub, GenFlags& f) {
@@ -28,6 +31,9 @@ inline void add_gen_flags(CLI::App& sub, GenFlags& f) {
   sub.add_flag("--raw", f.inf.raw, "no chat template: the text goes to the model as it is");
   sub.add_option("--device", f.inf.device, "cpu or cuda")->capture_default_str();
   sub.add_option("--system", f.system, "system prompt");
+  sub.add_option("--enable_thinking", f.enable_thinking,
+                 "true or false: the chat template variable (Qwen3 thinking); default: what the adapter was trained "
+                 "with, else the template's default");
   sub.add_option("--do_sample", f.do_sample, "true: sample; false: greedy (default: generation_config.json)");
   sub.add_option("--temperature", f.temperature, "sampling temperature");
   sub.add_option("--top_k", f.top_k, "keep the k most likely tokens (0: off)");
@@ -37,6 +43,19 @@ inline void add_gen_flags(CLI::App& sub, GenFlags& f) {
   sub.add_option("--max_new_tokens", f.max_new_tokens, "most tokens to generate (default: generation_config.json, "
                                                        "else 256)");
   sub.add_option("--seed", f.seed, "random seed of sampling")->capture_default_str();
+}
+
+// Loads the model, adapters and template (with --enable_thinking) and prints the load
+// warnings (an adapter whose template or eos differs from its base folder's).
+inline std::unique_ptr<Inference> load_inference(GenFlags& f) {
+  if (f.enable_thinking) {
+    if (*f.enable_thinking == "true") f.inf.enable_thinking = true;
+    else if (*f.enable_thinking == "false") f.inf.enable_thinking = false;
+    else throw Error("--enable_thinking: \"{}\" is not true or false", *f.enable_thinking);
+  }
+  auto inf = std::make_unique<Inference>(f.inf);
+  for (const std::string& w : inf->warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  return inf;
 }
 
 inline GenerateSettings resolve_settings(const Inference& inf, const GenFlags& f) {

@@ -5,6 +5,7 @@
 #include "formats/generation_config.h"
 #include "tokenizer/tokenizer_config.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/signals.h"
 
 namespace lorafit {
@@ -16,6 +17,56 @@ void add_unique(std::vector<int32_t>& v, int32_t id) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string describe_template(const TokenizerConfig& c) {
+  if (c.chat_templates.empty()) return fmt::format("none ({})", c.source);
+  const std::string& t = c.chat_template(false);
+  return fmt::format("{} ({} bytes, fnv1a64 {:016x})", c.template_source, t.size(), fnv1a64(t.data(), t.size()));
+}
+
+std::string first_difference(const std::string& a, const std::string& b) {
+  size_t i = 0, line = 1;
+  for (; i < a.size() && i < b.size() && a[i] == b[i]; ++i) line += a[i] == '\n';
+  return fmt::format("first difference on line {}", line);
+}
+
+}  // namespace
+
+std::vector<std::string> chat_mismatches(const TokenizerConfig& adapter, const TokenizerConfig& base) {
+  std::vector<std::string> w;
+  const std::string ta = adapter.chat_templates.empty() ? "" : adapter.chat_template(false);
+  const std::string tb = base.chat_templates.empty() ? "" : base.chat_template(false);
+  if (ta != tb)
+    w.push_back(fmt::format("the adapter's chat template differs from the base model folder's ({}): adapter {}, base "
+                            "{}; using the adapter's (what it was trained with)",
+                            first_difference(ta, tb), describe_template(adapter), describe_template(base)));
+  if (adapter.eos_token != base.eos_token)
+    w.push_back(fmt::format("the adapter's eos_token differs from the base model folder's: adapter \"{}\" ({}), base "
+                            "\"{}\" ({}); using the adapter's",
+                            adapter.eos_token.value_or("none"), adapter.source, base.eos_token.value_or("none"),
+                            base.source));
+  return w;
+}
+
+nlohmann::ordered_json trained_template_vars(const fs::path& adapter_dir) {
+  nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+  const fs::path f = adapter_dir / "lorafit_base_model.json";
+  if (!fs::exists(f)) return vars;
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(read_file(f));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("{}: not valid JSON ({})", f.string(), e.what());
+  }
+  if (j.contains("enable_thinking")) {
+    if (!j["enable_thinking"].is_boolean())
+      throw Error("{}: enable_thinking must be true or false, not {}", f.string(), j["enable_thinking"].dump());
+    vars["enable_thinking"] = j["enable_thinking"];
+  }
+  return vars;
+}
 
 Inference::Inference(const InferenceOptions& o) {
   if (o.model.empty() && o.adapters.empty())
@@ -44,10 +95,18 @@ Inference::Inference(const InferenceOptions& o) {
   if (fs::exists(tok_dir / "tokenizer.json")) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(tok_dir));
   std::optional<TokenizerConfig> tc;
   if (fs::exists(tok_dir / "tokenizer_config.json")) tc = TokenizerConfig::load(tok_dir);
+  if (tok_dir != dir) {
+    if (tc && fs::exists(dir / "tokenizer_config.json")) warnings_ = chat_mismatches(*tc, TokenizerConfig::load(dir));
+    template_vars_ = trained_template_vars(tok_dir);
+  }
+  if (o.enable_thinking) template_vars_["enable_thinking"] = *o.enable_thinking;
 
-  // Decoding defaults: generation_config.json, as transformers' generate reads them.
+  // Decoding defaults: generation_config.json, as transformers' generate reads them (the
+  // adapter's copy when it has one: stop tokens come from where the template came from).
   GenerationConfig gc;
-  if (fs::exists(dir / "generation_config.json")) gc = load_generation_config(dir / "generation_config.json");
+  const fs::path gen_dir = fs::exists(tok_dir / "generation_config.json") ? tok_dir : dir;
+  if (fs::exists(gen_dir / "generation_config.json"))
+    gc = load_generation_config(gen_dir / "generation_config.json");
   defaults_.sampling = sampling_params_from(gc);
   defaults_.max_new_tokens = gc.max_new_tokens.value_or(256);
   for (int32_t id : gc.eos_token_ids) add_unique(defaults_.eos_ids, id);
@@ -104,6 +163,7 @@ std::vector<int32_t> Inference::encode_messages(const nlohmann::ordered_json& me
   }
   ChatOptions co;
   co.add_generation_prompt = true;
+  co.extra = template_vars_;
   return tok_->encode(template_->render(messages, co));  // the template writes any BOS itself
 }
 

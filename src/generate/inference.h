@@ -15,6 +15,7 @@
 #include "generate/generate.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_config.h"
 
 namespace lorafit {
 
@@ -23,6 +24,7 @@ struct InferenceOptions {
   std::vector<std::string> adapters;  // PEFT adapter folders
   bool merge = false;                 // merge the (single) adapter into the weights at load
   bool raw = false;                   // no chat template: text goes to the model as it is
+  std::optional<bool> enable_thinking;  // template variable; unset: what the adapter was trained with
   std::string device = "cpu";
 };
 
@@ -36,6 +38,11 @@ class Inference {
   // Sampling defaults and eos ids: generation_config.json (eos ids also from tokenizer_config's
   // eos_token and config.json), max_new_tokens from there or 256.
   const GenerateSettings& defaults() const { return defaults_; }
+  // The template variables conversations are rendered with ({"enable_thinking": ...} or {}).
+  const nlohmann::ordered_json& template_vars() const { return template_vars_; }
+  // Warnings found while loading (an adapter whose chat template or eos differs from the
+  // base folder's), one line each; the CLI prints them.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
   // --prompt: rendered as one user turn through the chat template (unless raw).
   std::vector<int32_t> encode_prompt(const std::string& text, const std::optional<std::string>& system) const;
@@ -59,7 +66,17 @@ class Inference {
   bool add_bos_ = false;
   std::optional<int32_t> bos_id_;
   GenerateSettings defaults_;
+  nlohmann::ordered_json template_vars_ = nlohmann::ordered_json::object();
+  std::vector<std::string> warnings_;
 };
+
+// The differences between an adapter folder's tokenizer config and its base folder's that
+// change what the model sees or where it stops (chat template, eos_token), one line each with
+// both values.
+std::vector<std::string> chat_mismatches(const TokenizerConfig& adapter, const TokenizerConfig& base);
+// The template variables a training run recorded in the adapter's lorafit_base_model.json
+// (enable_thinking), as an object; {} when none.
+nlohmann::ordered_json trained_template_vars(const fs::path& adapter_dir);
 
 // The chat loop's model side: renders the conversation, generates with a KV cache that keeps
 // the shared prefix between turns, streams whole characters, stops on Ctrl-C.

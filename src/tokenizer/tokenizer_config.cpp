@@ -104,8 +104,15 @@ TokenizerConfig TokenizerConfig::load(const fs::path& dir_or_file) {
     throw Error("{}: not valid JSON ({})", file.string(), e.what());
   }
   TokenizerConfig c = parse(j, file.string());
+  c.template_source = file.string();
+  // A sibling chat_template.jinja takes priority over the json's template, as in transformers
+  // (>= 4.43 saves the template there; lorafit's adapters carry the one a run trained with).
   fs::path jinja = file.parent_path() / "chat_template.jinja";
-  if (c.chat_templates.empty() && fs::exists(jinja)) c.chat_templates["default"] = read_file(jinja);
+  if (fs::exists(jinja)) {
+    c.chat_templates.clear();
+    c.chat_templates["default"] = read_file(jinja);
+    c.template_source = jinja.string();
+  }
   return c;
 }
 

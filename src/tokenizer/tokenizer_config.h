@@ -25,10 +25,10 @@ struct TokenizerConfig {
   std::optional<int64_t> model_max_length;  // clamped to INT64_MAX (configs write 1e30)
   std::vector<AddedToken> added_tokens_decoder;  // sorted by id
   // name -> template. A plain string is stored as "default"; a list of {name, template}
-  // keeps its names. A sibling chat_template.jinja (newer transformers) is read as "default"
-  // when the json has none.
+  // keeps its names. A sibling chat_template.jinja (newer transformers) replaces them as "default".
   std::map<std::string, std::string> chat_templates;
-  std::string source;  // the file it came from, for error messages
+  std::string source;           // the file it came from, for error messages
+  std::string template_source;  // the file chat_templates came from (json or chat_template.jinja)
 
   // A model folder containing tokenizer_config.json, or the file itself.
   static TokenizerConfig load(const fs::path& dir_or_file);

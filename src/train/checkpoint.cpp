@@ -37,9 +37,14 @@ void write_folder(const fs::path& dir, const LoraParams& lora, const CheckpointI
     save_peft_adapter(tmp, lora, info.base_model_path);
     for (const char* name : kTokenizerFiles)
       if (fs::exists(info.model_dir / name)) write_file_atomic(tmp / name, read_file(info.model_dir / name));
+    // The template trained with, where transformers and lorafit look first (it overrides the
+    // copied tokenizer_config.json's).
+    if (!info.chat_template.empty()) write_file_atomic(tmp / "chat_template.jinja", info.chat_template);
     nlohmann::ordered_json base{{"base_model_name_or_path", info.base_model_path},
                                 {"fingerprint", base_model_fingerprint(info.model_dir)},
                                 {"fingerprint_method", "fnv1a64(config.json + safetensors headers)"}};
+    if (!info.chat_template_from.empty()) base["chat_template_from"] = info.chat_template_from;
+    if (info.enable_thinking) base["enable_thinking"] = *info.enable_thinking;
     write_file_atomic(tmp / "lorafit_base_model.json", base.dump(2) + "\n");
     if (st) {
       const std::vector<float> m = download(*be, lora.adam_m()), v = download(*be, lora.adam_v());

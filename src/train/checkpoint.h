@@ -9,6 +9,7 @@
 // at any moment leaves earlier checkpoints intact and never a half-written checkpoint-N/.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ std::string base_model_fingerprint(const fs::path& model_dir);
 struct CheckpointInfo {
   std::string base_model_path;  // written into adapter_config.json and lorafit_base_model.json
   fs::path model_dir;           // where the tokenizer files are copied from
+  std::string chat_template;    // the template the run trains with: saved as chat_template.jinja ("" = none)
+  std::string chat_template_from;       // its file, recorded in lorafit_base_model.json
+  std::optional<bool> enable_thinking;  // recorded there too; chat/generate use it by default
 };
 
 // A self-contained adapter folder (no optimizer state), written atomically as dir.

@@ -33,6 +33,13 @@ int64_t percentile(std::vector<int64_t> v, double p) {
   return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
+ChatSetup chat_setup_of(const TrainSettings& s) {
+  ChatSetup c;
+  c.template_file = s.chat_template;
+  if (!s.enable_thinking.empty()) c.enable_thinking = s.enable_thinking == "true";
+  return c;
+}
+
 PreparedData prepare_data(const TrainSettings& s, const ChatRenderer& r) {
   PreparedData d;
   DatasetOptions dopt;
@@ -75,6 +82,8 @@ PreparedData prepare_data(const TrainSettings& s, const ChatRenderer& r) {
                                          s.include_reference, s.train_on_prompt, s.cutoff_len, s.train_range,
                                          s.eval_range, s.val_size, s.on_bad_record);
   key_settings += fmt::format("|{}", s.seed);
+  const std::string& tmpl = r.template_text();  // --template or the folder's, and its variables
+  key_settings += fmt::format("|{:016x}|{}", fnv1a64(tmpl.data(), tmpl.size()), r.setup().extra().dump());
   const fs::path cache_dir = s.cache_dir.empty() ? default_cache_dir() : fs::path(s.cache_dir);
   d.cache_file = cache_dir / (render_cache_key(s.data, s.model_name_or_path, key_settings) + ".train.bin");
   fs::path eval_file = d.cache_file;

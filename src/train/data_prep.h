@@ -24,6 +24,9 @@ struct PreparedData {
 
 PreparedData prepare_data(const TrainSettings& s, const ChatRenderer& r);
 
+// The chat template settings of a run (`template`, `enable_thinking`).
+ChatSetup chat_setup_of(const TrainSettings& s);
+
 // A one-paragraph summary (records, skipped, splits, truncated, dropped, token lengths).
 std::string describe_data(const PreparedData& d, const TrainSettings& s);
 

@@ -6,17 +6,24 @@
 
 namespace lorafit {
 
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
+nlohmann::ordered_json ChatSetup::extra() const {
+  nlohmann::ordered_json e = nlohmann::ordered_json::object();
+  if (enable_thinking) e["enable_thinking"] = *enable_thinking;
+  return e;
 }
 
-ChatRenderer::ChatRenderer(const fs::path& model_dir) : tok_(Tokenizer::load(model_dir)) {
+ChatRenderer::ChatRenderer(const fs::path& model_dir, const ChatSetup& setup)
+    : tok_(Tokenizer::load(model_dir)), setup_(setup) {
   if (fs::exists(model_dir / "tokenizer_config.json")) {
     cfg_ = TokenizerConfig::load(model_dir);
-    if (!cfg_.chat_templates.empty())
-      tmpl_ = std::make_unique<ChatTemplate>(ChatTemplate::from_config(cfg_, /*with_tools=*/false));
+    if (!cfg_.chat_templates.empty()) template_text_ = cfg_.chat_template(/*with_tools=*/false);
+  }
+  if (!setup.template_file.empty()) {
+    template_text_ = read_file(setup.template_file);
+    tmpl_ = std::make_unique<ChatTemplate>(template_text_, setup.template_file + " (--template)",
+                                           cfg_.special_tokens_map());
+  } else if (!template_text_.empty()) {
+    tmpl_ = std::make_unique<ChatTemplate>(ChatTemplate::from_config(cfg_, /*with_tools=*/false));
   }
   auto id_of = [&](const std::optional<std::string>& t) -> std::optional<int32_t> {
     if (!t) return std::nullopt;
@@ -48,6 +55,7 @@ std::optional<Example> ChatRenderer::render(const Record& r, const RenderOptions
       throw Error("the model's tokenizer_config.json has no chat_template, so conversations cannot be rendered; "
                   "use dataset_format: text, or a model folder with a chat template");
     ChatOptions co;
+    co.extra = setup_.extra();
     co.boundary = ChatBoundaryPolicy::kWholeText;  // ids as apply_chat_template(tokenize=True)
     const ChatEncoding enc = encode_chat(tok_, *tmpl_, r.messages, co);
     ex.ids = enc.ids;
@@ -88,6 +96,7 @@ std::vector<int32_t> ChatRenderer::prompt_ids(const Record& r) const {
   }
   ChatOptions co;
   co.add_generation_prompt = true;
+  co.extra = setup_.extra();
   co.boundary = ChatBoundaryPolicy::kWholeText;
   return encode_chat(tok_, *tmpl_, prompt_messages(r), co).ids;
 }

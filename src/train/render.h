@@ -19,6 +19,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_config.h"
 #include "train/dataset.h"
+#include "util/hash.h"
 
 namespace lorafit {
 
@@ -41,14 +42,24 @@ struct RenderOptions {
   bool train_on_prompt = false;
 };
 
+// The chat template a run trains (and later serves) with: the model folder's, or a file
+// given with --template; and the template variables set for it (Qwen3's enable_thinking).
+struct ChatSetup {
+  std::string template_file;            // "" : the model folder's template
+  std::optional<bool> enable_thinking;  // unset: the template's default
+  nlohmann::ordered_json extra() const;  // the variables, for ChatOptions::extra
+};
+
 // The tokenizer side of a model folder: tokenizer, config, chat template (when there is one).
 class ChatRenderer {
  public:
-  explicit ChatRenderer(const fs::path& model_dir);
+  explicit ChatRenderer(const fs::path& model_dir, const ChatSetup& setup = {});
 
   const Tokenizer& tokenizer() const { return tok_; }
   const TokenizerConfig& config() const { return cfg_; }
   bool has_template() const { return tmpl_ != nullptr; }
+  const std::string& template_text() const { return template_text_; }  // "" without a template
+  const ChatSetup& setup() const { return setup_; }
 
   // One example; nullopt when nothing is trainable after truncation (counted in stats).
   std::optional<Example> render(const Record& r, const RenderOptions& o, RenderStats& stats) const;
@@ -64,6 +75,8 @@ class ChatRenderer {
   Tokenizer tok_;
   TokenizerConfig cfg_;
   std::unique_ptr<ChatTemplate> tmpl_;
+  std::string template_text_;
+  ChatSetup setup_;
   int32_t pad_id_ = 0;
   std::optional<int32_t> bos_id_;
   std::vector<int32_t> eos_ids_;
@@ -78,8 +91,5 @@ std::vector<Example> render_all(const ChatRenderer& r, const Dataset& ds, const 
 std::string render_cache_key(const fs::path& data, const fs::path& model_dir, const std::string& settings);
 bool load_render_cache(const fs::path& file, std::vector<Example>& out, RenderStats& stats);
 void save_render_cache(const fs::path& file, const std::vector<Example>& ex, const RenderStats& stats);
-
-// 64-bit FNV-1a, for cache keys and the base-model fingerprint.
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 1469598103934665603ull);
 
 }  // namespace lorafit

@@ -104,6 +104,10 @@ const std::vector<SettingKey>& setting_keys() {
       key_of("dataset_format", &S::dataset_format, "auto, pair, alpaca, chat, sharegpt or text"),
       key_of("columns", &S::columns, "column map, e.g. input=question,output=answer"),
       key_of("system", &S::system, "fixed system prompt"),
+      key_of("template", &S::chat_template, "Jinja chat template file (default: the model folder's); saved in every "
+                                            "checkpoint and adapter"),
+      key_of("enable_thinking", &S::enable_thinking, "true or false: the template variable (Qwen3 thinking); "
+                                                     "recorded in adapters, used by chat/generate"),
       key_of("include_reference", &S::include_reference, "append a record's `reference` to its input"),
       key_of("train_on_prompt", &S::train_on_prompt, "compute the loss on prompt tokens too"),
       key_of("cutoff_len", &S::cutoff_len, "truncate samples to this many tokens"),
@@ -285,6 +289,11 @@ void validate_settings(const TrainSettings& s) {
   need(s.lora_r >= 1, "lora_r", "must be at least 1");
   need(s.val_size >= 0, "val_size", "must not be negative");
   need(s.on_bad_record == "error" || s.on_bad_record == "skip", "on_bad_record", "must be error or skip");
+  need(s.enable_thinking.empty() || s.enable_thinking == "true" || s.enable_thinking == "false", "--enable_thinking",
+       fmt::format("\"{}\" is not true or false", s.enable_thinking));
+  need(s.chat_template.empty() || fs::is_regular_file(s.chat_template), "--template",
+       fmt::format("{} is not a file; give a Jinja chat template file (or leave it out to use the model folder's)",
+                   s.chat_template));
   need(s.num_samples >= 0 && s.max_new_tokens >= 1, "num_samples/max_new_tokens", "out of range");
   need(s.eval_task == "mcq" || s.eval_task == "qa", "--eval_task", "unknown task; use mcq or qa");
   need(s.eval_limit >= 0 && s.eval_max_new_tokens >= 0, "--eval_limit/--eval_max_new_tokens", "must not be negative");

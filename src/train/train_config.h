@@ -27,6 +27,8 @@ struct TrainSettings {
   std::string dataset_format = "auto";  // auto | pair | alpaca | chat | sharegpt | text
   std::string columns;                  // column map "input=question,output=answer"
   std::string system;                   // fixed system prompt ("" = the template's default)
+  std::string chat_template;            // `template`: a Jinja file replacing the model folder's chat template
+  std::string enable_thinking;          // "" (the template's default), "true" or "false": Qwen3's switch
   bool include_reference = false;       // DISC triplet: append the `reference` statutes to the input
   bool train_on_prompt = false;         // loss on every token, not only assistant turns
   int64_t cutoff_len = 1024;

@@ -83,7 +83,7 @@ fs::path resolve_resume_dir(const TrainSettings& s) {
 void load_data(Run& r) {
   if (!fs::is_directory(r.s.model_name_or_path) || !fs::exists(fs::path(r.s.model_name_or_path) / "config.json"))
     throw Error("--model_name_or_path {}: not a Hugging Face model folder (no config.json)", r.s.model_name_or_path);
-  r.renderer = std::make_unique<ChatRenderer>(r.s.model_name_or_path);
+  r.renderer = std::make_unique<ChatRenderer>(r.s.model_name_or_path, chat_setup_of(r.s));
   r.data = prepare_data(r.s, *r.renderer);
   r.con.line(describe_data(r.data, r.s));
 }
@@ -210,7 +210,10 @@ void open_run_folder(Run& r) {
   r.store = track::RunStore::create(r.out, settings_to_yaml(s), settings_json(s), env, ro);
   r.store->update_status_fields({{"total_steps", r.st.total_steps}, {"step", r.st.global_step}});
   r.con.open_log(r.out / "train.log");
-  r.ck_info = {fs::absolute(s.model_name_or_path).lexically_normal().string(), s.model_name_or_path};
+  r.ck_info = {fs::absolute(s.model_name_or_path).lexically_normal().string(), s.model_name_or_path,
+               r.renderer->template_text(),
+               s.chat_template.empty() ? r.renderer->config().template_source : s.chat_template,
+               r.renderer->setup().enable_thinking};
 
   const int64_t trainable = r.lora->num_params(), all = r.model->weights().num_params() + trainable;
   r.con.line(fmt::format("model {} ({} layers, hidden {}, vocab {}); LoRA r {} alpha {} dropout {} on {} modules",

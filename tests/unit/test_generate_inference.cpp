@@ -97,3 +97,62 @@ TEST(InferenceOptionsErrors, NothingToLoad) {
 
 }  // namespace
 }  // namespace lorafit
+
+namespace lorafit {
+namespace {
+
+// --enable_thinking reaches the template at inference as in training (Qwen3's switch; the
+// expected text is transformers' rendering in tests/fixtures/chat/chat_renderings.json).
+TEST(InferenceTemplate, EnableThinkingOption) {
+  const fs::path dir = fs::temp_directory_path() / ("lorafit_qwen3_folder" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path model = fs::path(LORAFIT_FIXTURES) / "models" / "qwen3-untied-bf16";
+  const fs::path tok = fs::path(LORAFIT_TEST_DATA) / "qwen-tokenizer" / "qwen3";
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(model / f, dir / f);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(tok / f, dir / f);
+  for (const std::optional<bool> think : {std::optional<bool>(false), std::optional<bool>(true), std::optional<bool>()}) {
+    InferenceOptions o;
+    o.model = dir.string();
+    o.enable_thinking = think;
+    Inference inf(o);
+    EXPECT_EQ(inf.tokenizer()->decode(inf.encode_prompt("借款到期不还怎么办？", std::nullopt)),
+              std::string("<|im_start|>user\n借款到期不还怎么办？<|im_end|>\n<|im_start|>assistant\n") +
+                  (think == false ? "<think>\n\n</think>\n\n" : ""));
+  }
+  fs::remove_all(dir);
+}
+
+// An adapter folder whose template or eos differs from its base folder's: one warning each,
+// naming both values.
+TEST(InferenceTemplate, MismatchWarningsNameBothValues) {
+  const TokenizerConfig a = TokenizerConfig::parse(
+      nlohmann::json::parse(R"({"eos_token":"<|im_end|>","chat_template":"A{{ x }}\nB"})"), "adapter/tokenizer_config.json");
+  const TokenizerConfig b = TokenizerConfig::parse(
+      nlohmann::json::parse(R"({"eos_token":"<|endoftext|>","chat_template":"A{{ x }}\nC"})"), "base/tokenizer_config.json");
+  const std::vector<std::string> w = chat_mismatches(a, b);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_NE(w[0].find("chat template differs"), std::string::npos) << w[0];
+  EXPECT_NE(w[0].find("first difference on line 2"), std::string::npos) << w[0];
+  EXPECT_NE(w[1].find("adapter \"<|im_end|>\" (adapter/tokenizer_config.json), base \"<|endoftext|>\" "
+                      "(base/tokenizer_config.json)"),
+            std::string::npos)
+      << w[1];
+  EXPECT_TRUE(chat_mismatches(a, a).empty());
+}
+
+// What a training run recorded in the adapter (lorafit_base_model.json) is the default.
+TEST(InferenceTemplate, TrainedTemplateVars) {
+  const fs::path dir = fs::temp_directory_path() / ("lorafit_trained_vars" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  EXPECT_EQ(trained_template_vars(dir).dump(), "{}");
+  write_file_atomic(dir / "lorafit_base_model.json", R"({"base_model_name_or_path": "m", "enable_thinking": false})");
+  EXPECT_EQ(trained_template_vars(dir).dump(), R"({"enable_thinking":false})");
+  write_file_atomic(dir / "lorafit_base_model.json", R"({"enable_thinking": "no"})");
+  EXPECT_EQ(error_of([&] { trained_template_vars(dir); }),
+            (dir / "lorafit_base_model.json").string() + ": enable_thinking must be true or false, not \"no\"");
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace lorafit

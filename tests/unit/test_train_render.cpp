@@ -5,7 +5,9 @@
 // reference also trains the "\n" the template writes after the final <|im_end|>; we mask it.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "train/dataset.h"
 #include "train/render.h"
@@ -117,4 +119,50 @@ TEST(TrainRender, CacheRoundTrip) {
   write_file_atomic(dir / "c.bin", "LFTC garbage");
   EXPECT_FALSE(load_render_cache(dir / "c.bin", back, st2));
   fs::remove_all(dir);
+}
+
+// The run's enable_thinking setting reaches the template (ChatSetup): the generation prompt of
+// a sample equals transformers' apply_chat_template(..., enable_thinking=...) on the Qwen3
+// tokenizer_config (tests/fixtures/chat/chat_renderings.json, make_chat_fixtures.py), and
+// unset leaves the template's default (thinking on).
+TEST(TrainRender, EnableThinkingSettingReachesTheTemplate) {
+  const auto fx = nlohmann::json::parse(read_file(fs::path(LORAFIT_FIXTURES) / "chat/chat_renderings.json"));
+  std::map<std::string, std::string> want;
+  for (const auto& c : fx["cases"])
+    if (c["template"] == "qwen3" && c.contains("rendered")) want[c["name"].get<std::string>()] = c["rendered"];
+  ASSERT_TRUE(want.count("enable_thinking_false_gen") && want.count("enable_thinking_true_gen"));
+  Record rec;
+  rec.messages = nlohmann::ordered_json::parse(R"([{"role":"user","content":"借款到期不还怎么办？"},
+                                                   {"role":"assistant","content":"x"}])");
+  const fs::path qwen3 = kData / "qwen-tokenizer/qwen3";
+  for (const auto& [setting, name] : std::vector<std::pair<std::optional<bool>, std::string>>{
+           {false, "enable_thinking_false_gen"}, {true, "enable_thinking_true_gen"},
+           {std::nullopt, "enable_thinking_true_gen"}}) {
+    SCOPED_TRACE(name);
+    ChatSetup setup;
+    setup.enable_thinking = setting;
+    const ChatRenderer r(qwen3, setup);
+    EXPECT_EQ(r.prompt_ids(rec), r.tokenizer().encode(want[name]));
+  }
+}
+
+// --template FILE replaces the folder's template for rendering, and is what the run records.
+TEST(TrainRender, TemplateFileReplacesTheFoldersTemplate) {
+  const fs::path f = fs::temp_directory_path() / fmt::format("lorafit_tmpl_{}.jinja", ::getpid());
+  const std::string t =
+      "{% for m in messages %}<|im_start|>{{ m.role }}: {{ m.content }}<|im_end|>{% endfor %}"
+      "{% if add_generation_prompt %}<|im_start|>assistant: {% endif %}";
+  write_file_atomic(f, t);
+  ChatSetup setup;
+  setup.template_file = f.string();
+  const ChatRenderer r(kQwen, setup);
+  EXPECT_EQ(r.template_text(), t);
+  Record rec;
+  rec.messages = nlohmann::ordered_json::parse(R"([{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}])");
+  EXPECT_EQ(r.prompt_ids(rec), r.tokenizer().encode("<|im_start|>user: hi<|im_end|><|im_start|>assistant: "));
+  RenderStats st;
+  const auto ex = r.render(rec, RenderOptions{}, st);
+  ASSERT_TRUE(ex.has_value());
+  EXPECT_EQ(ex->ids, r.tokenizer().encode("<|im_start|>user: hi<|im_end|><|im_start|>assistant: yo<|im_end|>"));
+  fs::remove(f);
 }
