@@ -47,13 +47,14 @@ inline void add_gen_flags(CLI::App& sub, GenFlags& f) {
 
 // Loads the model, adapters and template (with --enable_thinking) and prints the load
 // warnings (an adapter whose template or eos differs from its base folder's).
-inline std::unique_ptr<Inference> load_inference(GenFlags& f) {
+inline std::unique_ptr<Inference> load_inference(const GenFlags& f) {
+  InferenceOptions o = f.inf;
   if (f.enable_thinking) {
-    if (*f.enable_thinking == "true") f.inf.enable_thinking = true;
-    else if (*f.enable_thinking == "false") f.inf.enable_thinking = false;
+    if (*f.enable_thinking == "true") o.enable_thinking = true;
+    else if (*f.enable_thinking == "false") o.enable_thinking = false;
     else throw Error("--enable_thinking: \"{}\" is not true or false", *f.enable_thinking);
   }
-  auto inf = std::make_unique<Inference>(f.inf);
+  auto inf = std::make_unique<Inference>(o);
   for (const std::string& w : inf->warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
   return inf;
 }

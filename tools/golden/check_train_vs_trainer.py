@@ -16,6 +16,7 @@ import sys
 import tempfile
 
 import torch
+import transformers
 from safetensors.torch import load_file
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainingArguments
@@ -58,12 +59,17 @@ def check(name):
     logs = [h for h in trainer.state.log_history if "loss" in h and "grad_norm" in h]
     assert len(logs) == len(doc["steps"]), (len(logs), len(doc["steps"]))
     worst = {"loss": 0.0, "grad_norm": 0.0, "learning_rate": 0.0, "final": 0.0}
+    # transformers 4.46 logs the learning rate after the scheduler step; 4.57 the one the step
+    # applied (the fixtures keep both).
+    lr_key = "learning_rate" if transformers.__version__.startswith("4.46") else "lr_applied"
     for h, s in zip(logs, doc["steps"]):
-        assert h["loss"] == round(s["loss"], 4), (name, h, s)
+        # Logged with 4 decimals from an fp32 running sum: a fixture loss within 1e-6 of a
+        # rounding boundary may round the other way, so allow half a unit of the 4th decimal.
+        assert abs(h["loss"] - s["loss"]) <= 0.5e-4 + 1e-6, (name, h, s)
         worst["grad_norm"] = max(worst["grad_norm"],
                                  abs(h["grad_norm"] - s["grad_norm"]) / s["grad_norm"])
         worst["learning_rate"] = max(worst["learning_rate"],
-                                     abs(h["learning_rate"] - s["learning_rate"]))
+                                     abs(h["learning_rate"] - s[lr_key]))
     for k, p in lora_params(model).items():
         ref = t[f"final.{k}"]
         worst["final"] = max(worst["final"], (p.detach() - ref).abs().max().item())
