@@ -74,7 +74,9 @@ void read_attention_layout(const ConfigFields& f, ModelConfig& c) {
   switch (c.family) {
     case ModelFamily::Qwen2:
     case ModelFamily::Qwen3:
-      c.max_window_layers = f.size_or("max_window_layers", 28);
+      c.max_window_layers = f.has("max_window_layers") ? f.integer("max_window_layers", f.raw("max_window_layers")) : 28;
+      if (c.max_window_layers < 0)
+        throw Error("{}: field `max_window_layers` = {} must not be negative", label, c.max_window_layers);
       if (f.boolean_or("use_sliding_window", false)) {
         if (!f.present("sliding_window")) window = 4096;
         else if (f.has("sliding_window")) window = f.size_or("sliding_window", 0);
