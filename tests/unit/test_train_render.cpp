@@ -148,7 +148,7 @@ TEST(TrainRender, EnableThinkingSettingReachesTheTemplate) {
 
 // --template FILE replaces the folder's template for rendering, and is what the run records.
 TEST(TrainRender, TemplateFileReplacesTheFoldersTemplate) {
-  const fs::path f = fs::temp_directory_path() / fmt::format("lorafit_tmpl_{}.jinja", ::getpid());
+  const fs::path f = fs::temp_directory_path() / ("lorafit_tmpl_" + std::to_string(::getpid()) + ".jinja");
   const std::string t =
       "{% for m in messages %}<|im_start|>{{ m.role }}: {{ m.content }}<|im_end|>{% endfor %}"
       "{% if add_generation_prompt %}<|im_start|>assistant: {% endif %}";
