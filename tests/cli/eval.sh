@@ -45,6 +45,25 @@ assert abs(acc - j['base']['accuracy']) < 1e-9
 " || fail "mcq report shape"
 grep -q "were longer than the context" "$TMP/mcq.err" || fail "no truncation warning: $(cat "$TMP/mcq.err")"
 
+# 1b. The dashboard serves the results: the eval folder is listed, its rows joined per question.
+"$LORAFIT" dashboard "$TMP/mcq" --port 0 > "$TMP/dash.out" 2> "$TMP/dash.err" &
+DASH=$!
+for _ in $(seq 100); do grep -q "http://" "$TMP/dash.out" 2>/dev/null && break; sleep 0.1; done
+url=$(grep -o 'http://[^ ]*' "$TMP/dash.out" | head -1)
+[ -n "$url" ] || { kill $DASH; fail "dashboard did not start: $(cat "$TMP/dash.err")"; }
+curl -sf "${url%/}/api/evals" > "$TMP/evals.json" && curl -sf "${url%/}/api/eval?id=mcq" > "$TMP/eval_api.json" || true
+curl -sf "${url%/}/eval.js" > "$TMP/eval.js" || true
+kill $DASH; wait $DASH 2>/dev/null || true
+py "
+import json
+assert json.load(open('$TMP/evals.json')) == {'runs': ['mcq']}, open('$TMP/evals.json').read()
+e = json.load(open('$TMP/eval_api.json'))
+assert e['found'] and e['models'] == ['base', 'stories260K-qv-rslora'] and len(e['rows']) == 40, e.keys()
+r = e['rows'][0]
+assert set(r['answers']) == set(e['models']) and isinstance(r['changed'], bool)
+" || fail "dashboard eval API"
+grep -q "changed by fine-tuning\|changedOnly" "$TMP/eval.js" || fail "eval.js not served"
+
 # 2. Re-scoring the written predictions gives exactly the same numbers.
 "$LORAFIT" eval --predictions "$TMP/mcq/predictions.jsonl" --task mcq --json > "$TMP/mcq2.json"
 cmp -s <(py "import json; print(json.dumps(json.load(open('$TMP/mcq.json')), sort_keys=True))") \
