@@ -12,6 +12,7 @@ const GB = 1e9;
 const CHARTS = [
   { id: 'loss', title: 'Training loss', metrics: [/^loss$/] },
   { id: 'eval_loss', title: 'Eval loss', metrics: [/^eval_loss$/] },
+  { id: 'eval_bench', title: 'Benchmark scores (train --eval_data)', metrics: [/^eval_mcq_accuracy$/, /^eval_qa_(rouge_1|rouge_2|rouge_l|bleu_4)$/], empty: 'no eval_data scores' },
   { id: 'grad_norm', title: 'Gradient norm', metrics: [/^grad_norm$/] },
   { id: 'learning_rate', title: 'Learning rate', metrics: [/^learning_rate$/] },
   { id: 'tokens_per_s', title: 'Tokens / s', metrics: [/^tokens_per_s$/] },
