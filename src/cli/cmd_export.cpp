@@ -21,7 +21,7 @@ namespace lorafit::cli {
 namespace {
 
 struct ExportOptions {
-  std::string model, adapter, output, format = "gguf", outtype = "f16";
+  std::string model, adapter, output, format = "gguf", outtype;
   bool overwrite = false, modelfile = true;
 };
 
@@ -61,7 +61,12 @@ void write_modelfile(const ExportOptions& o, const GgufExportResult& r, const fs
     const ChatTemplate tmpl(r.vocab.chat_template, (r.tokenizer_dir / "tokenizer_config.json").string() + " chat_template",
                             tc.special_tokens_map());
     const std::string bos = tc.add_bos_token && tc.bos_token ? *tc.bos_token : "";
-    go = ollama_template(chat_parts(tmpl, bos, stops));
+    try {
+      go = ollama_template(chat_parts(tmpl, bos, stops));
+    } catch (const Error& err) {  // the GGUF is complete and carries the Jinja template itself
+      std::fprintf(stderr, "warning: Modelfile written without TEMPLATE (the GGUF keeps the Jinja chat template): %s\n",
+                   err.what());
+    }
   }
   const std::string system = o.adapter.empty() ? "" : trained_system_prompt(o.adapter);
   write_file_atomic(mf, modelfile_text("./" + out.filename().string(), go, stops, system));
@@ -76,13 +81,18 @@ void run_export(const ExportOptions& o) {
   e.model_dir = o.model.empty() ? resolve_base_model(o.adapter) : fs::path(o.model);
   e.adapter_dir = o.adapter;
   e.output = o.output;
-  e.outtype = parse_gguf_outtype(o.format == "gguf-lora" && o.outtype.empty() ? "f32" : o.outtype);
+  // Defaults as llama.cpp's converters: gguf "auto" (the weights' 16-bit type), gguf-lora f32.
+  const std::string outtype = !o.outtype.empty() ? o.outtype : o.format == "gguf" ? "auto" : "f32";
+  e.outtype = outtype == "auto" ? gguf_auto_outtype(e.model_dir) : parse_gguf_outtype(outtype);
   e.overwrite = o.overwrite;
   std::unique_ptr<track::Progress> bar;
+  int64_t shown = -1;  // MiB last reported
   e.progress = [&](uint64_t done, uint64_t total) {
     constexpr uint64_t MiB = 1 << 20;
-    if (!bar) bar = std::make_unique<track::Progress>("export MiB", static_cast<int64_t>((total + MiB - 1) / MiB));
-    bar->update(static_cast<int64_t>((done + MiB - 1) / MiB));
+    const auto total_mib = static_cast<int64_t>((total + MiB - 1) / MiB);
+    if (!bar) bar = std::make_unique<track::Progress>("export MiB", total_mib);
+    const int64_t mib = done == total ? total_mib : static_cast<int64_t>(done / MiB);
+    if (mib != shown) bar->update(shown = mib);
   };
   const GgufExportResult r = o.format == "gguf" ? export_gguf_model(e) : export_gguf_lora(e);
   if (bar) bar->finish();
@@ -100,7 +110,9 @@ void setup(CLI::App& sub) {
   sub.add_option("--model", o->model, "base model folder (default: the adapter's base_model_name_or_path)");
   sub.add_option("--adapter", o->adapter, "PEFT adapter folder to merge (gguf) or convert (gguf-lora)");
   sub.add_option("--format", o->format, "gguf (the merged model) or gguf-lora (the adapter alone)")->capture_default_str();
-  sub.add_option("--outtype", o->outtype, "tensor type of the weights: f32, f16, bf16 or q8_0")->capture_default_str();
+  sub.add_option("--outtype", o->outtype,
+                 "tensor type of the weights: f32, f16, bf16, q8_0 or auto (default for gguf: bf16 for bf16 weights, "
+                 "else f16, as convert_hf_to_gguf; gguf-lora: f32)");
   sub.add_option("--output", o->output, "the .gguf file to write")->required();
   sub.add_flag("--overwrite", o->overwrite, "replace an existing output file");
   sub.add_option("--modelfile", o->modelfile, "write an Ollama Modelfile beside the GGUF (gguf format)")

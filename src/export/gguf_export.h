@@ -34,6 +34,8 @@ namespace lorafit {
 enum class GgufOutType { F32, F16, BF16, Q8_0 };
 // "f32", "f16", "bf16", "q8_0"; Error naming the value and the choices otherwise.
 GgufOutType parse_gguf_outtype(const std::string& s);
+// convert_hf_to_gguf's --outtype auto: the type of the first 2-D BF16 or F16 tensor, else F16.
+GgufOutType gguf_auto_outtype(const fs::path& model_dir);
 
 struct GgufExportOptions {
   fs::path model_dir;

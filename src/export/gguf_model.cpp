@@ -136,6 +136,18 @@ GgufOutType parse_gguf_outtype(const std::string& s) {
   throw Error("--outtype {}: not implemented; choose f32, f16, bf16 or q8_0", s);
 }
 
+GgufOutType gguf_auto_outtype(const fs::path& model_dir) {
+  const SafetensorsSet files(model_dir);
+  std::vector<const TensorInfo*> order = files.all();
+  std::stable_sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) { return a->file < b->file; });
+  for (const TensorInfo* t : order) {
+    if (t->shape.size() < 2) continue;
+    if (t->dtype == DType::BF16) return GgufOutType::BF16;
+    if (t->dtype == DType::F16) return GgufOutType::F16;
+  }
+  return GgufOutType::F16;
+}
+
 std::string gguf_title_from_id(const std::string& id) {
   std::string s = id;
   std::replace(s.begin(), s.end(), '-', ' ');
