@@ -128,7 +128,7 @@ __global__ void add_k(A* out, const A* a, const A* b, int64_t n) {
 template <class A>
 __global__ void scale_k(A* x, float s, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    st(x, i, ld(x, i) * s);
+    st(x, i, s == 0.f ? 0.f : ld(x, i) * s);  // s = 0 writes zeros (backend.h), even over NaN
 }
 
 // ---- the counter-based dropout hash, copied exactly from cpu/kernels_forward.h ----
