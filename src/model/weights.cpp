@@ -1,5 +1,7 @@
 #include "model/weights.h"
 
+#include <algorithm>
+
 #include <set>
 
 #include "util/error.h"
@@ -147,6 +149,25 @@ void ModelWeights::rebind(const std::string& name, Tensor t) {
     return;
   }
   throw Error("cannot rebind {}: the model has no such parameter", name);
+}
+
+void ModelWeights::round_to_bf16() {
+  for (auto& p : params_) {
+    if (p.tensor.dtype == DType::BF16) continue;
+    Tensor t = p.tensor;
+    t.data = be_.alloc(static_cast<size_t>(t.numel()) * 2);
+    t.dtype = DType::BF16;
+    be_.convert(t, p.tensor);
+    const auto old = std::find(device_copies_.begin(), device_copies_.end(), p.tensor.data);
+    if (old != device_copies_.end()) {
+      be_.free(*old);
+      device_copies_.erase(old);
+    }
+    device_copies_.push_back(t.data);
+    p.tensor = t;
+  }
+  lm_head_ = globals_ == 2 ? params_[0].tensor : params_[2].tensor;  // tied: the embedding
+  dtype_ = DType::BF16;
 }
 
 int64_t ModelWeights::num_params() const {
