@@ -25,7 +25,7 @@ namespace lorafit::cli {
 namespace {
 
 struct ScoreOptions {
-  std::string model, input_ids, text, dump, adapter, device = "cpu";
+  std::string model, input_ids, text, dump, adapter, device = "cpu", dtype = "auto";
   bool json = false;
 };
 
@@ -83,7 +83,11 @@ void run_score(const ScoreOptions& o) {
   if (ids.size() < 2)
     throw Error("{}: {} token(s); scoring needs at least 2 (the first token has no prediction)", what, ids.size());
   auto be = make_backend(o.device);
-  Model model(*be, o.model);
+  const DType act = inference_act_dtype(o.dtype, o.device, load_model_config(fs::path(o.model) / "config.json"));
+  Model model(*be, o.model, act);
+  if (model.weights_rounded())
+    fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",
+               dtype_name(model.checkpoint_dtype()));
   model.check_input(ids, static_cast<int64_t>(ids.size()), what);
 
   std::unique_ptr<LoraParams> lora;  // --adapter: a PEFT adapter folder applied unmerged
@@ -93,7 +97,7 @@ void run_score(const ScoreOptions& o) {
     lora->set_dropout(0.0f);
   }
   ActivationArena acts(*be, model.config(), 1, static_cast<int64_t>(ids.size()), model.config().num_layers,
-                       lora.get());
+                       lora.get(), false, model.act_dtype());
   acts.set_tokens(ids);
   model.forward(acts, lora.get());
   if (!o.dump.empty()) acts.save(o.dump);  // every named intermediate, layer by layer
@@ -108,8 +112,9 @@ void run_score(const ScoreOptions& o) {
     return;
   }
   const ModelConfig& c = model.config();
-  std::printf("model %s (%s, %d layers, hidden %d, vocab %d, %s weights)\n", o.model.c_str(), c.model_type.c_str(),
-              c.num_layers, c.hidden_size, c.vocab_size, std::string(dtype_name(model.weights().dtype())).c_str());
+  std::printf("model %s (%s, %d layers, hidden %d, vocab %d, %s weights, %s activations)\n", o.model.c_str(),
+              c.model_type.c_str(), c.num_layers, c.hidden_size, c.vocab_size,
+              std::string(dtype_name(model.weights().dtype())).c_str(), std::string(dtype_name(act)).c_str());
   std::printf("%6s %10s %10s %12s %10s\n", "pos", "token", "next", "nll", "p(next)");
   for (size_t i = 0; i < nll.size(); ++i)
     std::printf("%6zu %10d %10d %12.6f %10.6f\n", i, ids[i], ids[i + 1], nll[i], std::exp(-nll[i]));
@@ -125,6 +130,8 @@ void setup(CLI::App& sub) {
   sub.add_option("--adapter", o->adapter, "PEFT adapter folder (adapter_config.json + adapter_model.safetensors)");
   sub.add_option("--dump", o->dump, "also write every named intermediate of the forward to this .safetensors file");
   sub.add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+  sub.add_option("--dtype", o->dtype, "activations: auto (the checkpoint's dtype on cuda, f32 on cpu), bf16 or f32")
+      ->capture_default_str();
   sub.callback([o] { run_score(*o); });
 }
 

@@ -27,6 +27,8 @@ inline void add_gen_flags(CLI::App& sub, GenFlags& f) {
   sub.add_flag("--merge", f.inf.merge, "merge the adapter into the weights at load (one adapter)");
   sub.add_flag("--raw", f.inf.raw, "no chat template: the text goes to the model as it is");
   sub.add_option("--device", f.inf.device, "cpu or cuda")->capture_default_str();
+  sub.add_option("--dtype", f.inf.dtype, "activations: auto (the checkpoint's dtype on cuda, f32 on cpu), bf16 or f32")
+      ->capture_default_str();
   sub.add_option("--system", f.system, "system prompt");
   sub.add_option("--do_sample", f.do_sample, "true: sample; false: greedy (default: generation_config.json)");
   sub.add_option("--temperature", f.temperature, "sampling temperature");

@@ -24,7 +24,11 @@ Inference::Inference(const InferenceOptions& o) {
     throw Error("--merge merges exactly one adapter into the weights; {} given", o.adapters.size());
   const fs::path dir = o.model.empty() ? resolve_base_model(o.adapters[0]) : fs::path(o.model);
   be_ = make_backend(o.device);
-  model_ = std::make_unique<Model>(*be_, dir);
+  const DType act = inference_act_dtype(o.dtype, o.device, load_model_config(dir / "config.json"));
+  model_ = std::make_unique<Model>(*be_, dir, act);
+  if (model_->weights_rounded())
+    fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",
+               dtype_name(model_->checkpoint_dtype()));
   for (const auto& a : o.adapters) {
     std::string name = fs::path(a).lexically_normal().filename().string();
     if (name.empty()) name = fs::path(a).lexically_normal().parent_path().filename().string();

@@ -24,6 +24,7 @@ struct InferenceOptions {
   bool merge = false;                 // merge the (single) adapter into the weights at load
   bool raw = false;                   // no chat template: text goes to the model as it is
   std::string device = "cpu";
+  std::string dtype = "auto";         // activations: auto, bf16 or f32 (inference_act_dtype)
 };
 
 class Inference {

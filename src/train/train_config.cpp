@@ -68,6 +68,22 @@ SettingKey key_of(const char* name, T TrainSettings::*member, const char* help) 
   return k;
 }
 
+// bf16: a boolean (a bare --bf16 is true) that may also be auto, the default.
+SettingKey bf16_key() {
+  SettingKey k;
+  k.name = "bf16";
+  k.help = "bf16 mixed precision as HF bf16=True: true, false, auto (bf16 on cuda, fp32 on cpu)";
+  k.is_bool = true;
+  k.set = [](TrainSettings& s, const std::string& v) {
+    if (v == "auto")
+      s.bf16.assign("auto");
+    else
+      s.bf16.assign(to_bool(v, "bf16 (true, false or auto)") ? "true" : "false");
+  };
+  k.get = [](const TrainSettings& s) { return s.bf16; };
+  return k;
+}
+
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
@@ -131,7 +147,7 @@ const std::vector<SettingKey>& setting_keys() {
       key_of("adam_beta2", &S::adam_beta2, "AdamW beta2"),
       key_of("adam_epsilon", &S::adam_epsilon, "AdamW epsilon"),
       key_of("gradient_checkpointing", &S::gradient_checkpointing, "recompute layers in the backward"),
-      key_of("bf16", &S::bf16, "bf16 activations (CUDA); the CPU computes in fp32"),
+      bf16_key(),
       key_of("seed", &S::seed, "seed of LoRA init, shuffle and dropout"),
       key_of("lora_r", &S::lora_r, "LoRA rank"),
       key_of("lora_alpha", &S::lora_alpha, "LoRA alpha"),
@@ -257,7 +273,7 @@ std::string settings_to_yaml(const TrainSettings& s) {
   for (const SettingKey& k : setting_keys()) {
     out << YAML::Key << k.name << YAML::Value;
     const std::string v = k.get(s);
-    if (k.is_bool)
+    if (k.is_bool && v != "auto")
       out << (v == "true");
     else
       out << YAML::DoubleQuoted << v;
@@ -288,6 +304,11 @@ void validate_settings(const TrainSettings& s) {
   need(s.num_samples >= 0 && s.max_new_tokens >= 1, "num_samples/max_new_tokens", "out of range");
   need(s.eval_task == "mcq" || s.eval_task == "qa", "--eval_task", "unknown task; use mcq or qa");
   need(s.eval_limit >= 0 && s.eval_max_new_tokens >= 0, "--eval_limit/--eval_max_new_tokens", "must not be negative");
+}
+
+DType train_act_dtype(const TrainSettings& s) {
+  if (s.bf16 == "auto") return s.device == "cuda" ? DType::BF16 : DType::F32;
+  return s.bf16 == "true" ? DType::BF16 : DType::F32;
 }
 
 }  // namespace lorafit

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/dtype.h"
 #include "util/file.h"
 
 namespace lorafit {
@@ -56,7 +57,9 @@ struct TrainSettings {
   double max_grad_norm = 1.0;
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   bool gradient_checkpointing = true;
-  bool bf16 = false;  // the CPU backend computes in fp32 whatever this says
+  // Activations: true = TrainingArguments(bf16=True) (docs/precision.md), false = fp32,
+  // auto = bf16 on cuda, fp32 on cpu. Resolved by train_act_dtype().
+  std::string bf16 = "auto";
   int64_t seed = 42;
 
   // ---- LoRA ----
@@ -111,5 +114,8 @@ std::string settings_to_yaml(const TrainSettings& s);
 
 // Checks ranges and required keys; Error naming the key and what to do.
 void validate_settings(const TrainSettings& s);
+
+// The activation dtype of the run: bf16 true → BF16, false → F32, auto → BF16 on cuda, F32 on cpu.
+DType train_act_dtype(const TrainSettings& s);
 
 }  // namespace lorafit

@@ -81,6 +81,8 @@ struct MemoryPlan {
   double total() const { return weights + lora_optimizer + activations + workspace; }
   double available = -1;  // MemAvailable from /proc/meminfo, −1 when unknown
 };
-MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_batch_T);
+// act: the run's activation dtype (2 bytes per activation for BF16, 4 for F32); a BF16 run
+// from an F32/F16 checkpoint also holds the weights rounded to bf16.
+MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_batch_T, DType act);
 
 }  // namespace lorafit

@@ -28,11 +28,14 @@ double mem_available() {
 
 }  // namespace
 
-MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_T) {
+MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_T, DType act) {
   MemoryPlan p;
   for (const auto& e : fs::directory_iterator(model_dir))
     if (e.path().extension() == ".safetensors") p.weights += static_cast<double>(e.file_size());
   const ModelConfig c = load_model_config(model_dir / "config.json");
+  // A bf16 run from a checkpoint in another dtype rounds a copy of the weights at load.
+  if (act == DType::BF16 && c.torch_dtype != "bfloat16")
+    p.weights *= c.torch_dtype == "float16" ? 2.0 : 1.5;  // fp32 files: + half their size
 
   // LoRA: A (r, I) + B (O, r) per adapted module; four fp32 sections (params, grads, m, v).
   LoraConfig lc;
@@ -46,7 +49,7 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
   for (const LinearModule& m : select_lora_modules(lc, c)) P += static_cast<double>(lc.r * (m.in + m.out));
   p.lora_optimizer = 4 * 4 * P;
 
-  // Activations (fp32 on the CPU) of the longest micro-batch, N = B·T tokens. One layer set:
+  // Activations (es bytes each: 4 for F32, 2 for BF16) of the longest micro-batch, N = B·T tokens. One layer set:
   // norms, q/k/v, attention out, projections, residuals (≈ 8C + 2·H·D + 2·Hkv·D) and the MLP
   // (3F), plus LoRA's rank-r intermediates. Checkpointing keeps every layer's input (C) and
   // one set; without it every layer keeps its set. Gradient scratch is about one more set.
@@ -54,9 +57,10 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
   const double C = c.hidden_size, F = c.intermediate_size, H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim;
   const double per_set = N * (8 * C + 2 * H * D + 2 * Hkv * D + 3 * F + 7.0 * lc.r + (s.lora_dropout > 0 ? 3 * C + F : 0));
   const double L = c.num_layers;
-  p.activations = 4 * (s.gradient_checkpointing ? (L + 1) * N * C + 2 * per_set : (L + 1) * per_set);
+  const double es = static_cast<double>(dtype_size(act));
+  p.activations = es * (s.gradient_checkpointing ? (L + 1) * N * C + 2 * per_set : (L + 1) * per_set);
   // Workspace: the lm-head + CE chunks and the row buffers (N·C) plus a margin for BLAS/threads.
-  p.workspace = 4 * (4 * N * C + N * 4096.0) + 64.0 * 1024 * 1024;
+  p.workspace = es * (4 * N * C + N * 4096.0) + 64.0 * 1024 * 1024;
   p.available = mem_available();
   return p;
 }

@@ -5,6 +5,7 @@
 #include "lora/lora_adapter.h"
 #include "train/trainer_run.h"
 #include "util/error.h"
+#include "util/sysinfo.h"
 
 namespace lorafit::detail {
 
@@ -93,7 +94,9 @@ void check_memory(Run& r) {
   const TrainSettings& s = r.s;
   // Packed rows hold up to cutoff_len tokens whatever the longest sample.
   const int64_t longest_T = s.packing ? s.cutoff_len : r.data.train_stats.max_len;
-  const MemoryPlan plan = plan_memory(s.model_name_or_path, s, longest_T);
+  r.longest_T = longest_T;
+  r.act = train_act_dtype(s);
+  const MemoryPlan plan = plan_memory(s.model_name_or_path, s, longest_T, r.act);
   const double GiB = 1024.0 * 1024.0 * 1024.0;
   r.con.line(
       fmt::format("memory plan: weights {:.2f} GiB + LoRA/optimizer {:.2f} GiB + activations {:.2f} GiB (longest "
@@ -112,7 +115,21 @@ void check_memory(Run& r) {
 void load_model(Run& r) {
   const TrainSettings& s = r.s;
   r.be = make_backend(s.device);
-  r.model = std::make_unique<Model>(*r.be, s.model_name_or_path);
+  r.model = std::make_unique<Model>(*r.be, s.model_name_or_path, r.act);
+  r.con.line(fmt::format("precision: {}", r.act == DType::BF16
+                                              ? "bf16 mixed precision (bf16 activations and GEMMs, fp32 LoRA masters, "
+                                                "gradients and AdamW state, as HF bf16=True)"
+                                              : "fp32"));
+  if (r.act == DType::BF16 && s.device == "cpu") {
+    const std::string f = sys::cpu_bf16_flags();
+    r.con.line(fmt::format("bf16 on the CPU: {}; the bf16 ops compute in fp32 and round to bf16 where torch does, so "
+                           "they run on any x86-64 CPU",
+                           f.empty() ? "this CPU has no bf16 instructions (fallback path)" : "bf16 instructions: " + f));
+  }
+  if (r.model->weights_rounded())
+    r.con.line(fmt::format("note: bf16 with {} weights in {}: they are rounded to bf16 once at load (as torch_dtype="
+                           "bfloat16 would load them)",
+                           dtype_name(r.model->checkpoint_dtype()), s.model_name_or_path));
   if (!s.adapter_name_or_path.empty()) {
     r.lc = load_peft_adapter_config(s.adapter_name_or_path);
   } else {
@@ -159,6 +176,8 @@ void plan_steps(Run& r) {
   tc.gradient_checkpointing = s.gradient_checkpointing;
   tc.seed = static_cast<uint64_t>(s.seed);
   r.trainer = std::make_unique<LoraTrainer>(*r.model, *r.lora, tc, *r.schedule);
+  // Activations and gradients are allocated once, for the longest batch of the plan.
+  r.trainer->passes().reserve(s.per_device_train_batch_size, r.longest_T);
 
   r.events = {total, spe, s.logging_steps, s.eval_steps, s.save_steps, s.sample_steps};
   r.st.total_steps = total;
@@ -207,6 +226,7 @@ void open_run_folder(Run& r) {
   nlohmann::json env = track::collect_environment(r.hooks.lorafit_version);
   env["model"] = s.model_name_or_path;
   env["backend"] = s.device;
+  env["dtype"] = r.act == DType::BF16 ? "bf16" : "fp32";
   r.store = track::RunStore::create(r.out, settings_to_yaml(s), settings_json(s), env, ro);
   r.store->update_status_fields({{"total_steps", r.st.total_steps}, {"step", r.st.global_step}});
   r.con.open_log(r.out / "train.log");

@@ -79,6 +79,20 @@ std::string cpu_model() {
   return "";
 }
 
+std::string cpu_bf16_flags() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    std::string w, out;
+    while (words >> w)
+      if (w == "avx512_bf16" || w == "amx_bf16") out += out.empty() ? w : " " + w;
+    return out;
+  }
+  return "";
+}
+
 int cpu_count() { return static_cast<int>(std::thread::hardware_concurrency()); }
 
 std::string hostname() {

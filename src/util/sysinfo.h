@@ -35,6 +35,8 @@ DiskUsage disk_usage(const std::filesystem::path& path);
 
 std::string cpu_model();  // "AMD EPYC 7763 64-Core Processor", or "" if unknown
 int cpu_count();          // logical CPUs online
+// The CPU's bf16 instruction sets from /proc/cpuinfo ("avx512_bf16 amx_bf16"), "" if none.
+std::string cpu_bf16_flags();
 std::string hostname();
 std::string os_description();                // "Linux 6.1.0-18-amd64 x86_64"
 std::vector<std::string> process_command_line();  // argv of this process

@@ -34,7 +34,7 @@ TEST(TrainConfig, ReferenceRecipeYaml) {
   EXPECT_EQ(s.logging_steps, 10);
   EXPECT_EQ(s.save_steps, 100);
   EXPECT_TRUE(s.gradient_checkpointing);
-  EXPECT_TRUE(s.bf16);
+  EXPECT_EQ(s.bf16, "true");
   EXPECT_EQ(s.train_range, "5:5000");
   EXPECT_EQ(s.eval_range, "0:5");
   EXPECT_EQ(s.system, "你是一个法律专家，请根据用户的问题给出专业的回答");
@@ -71,7 +71,7 @@ TEST(TrainConfig, EveryKeyIsAFlagAndRoundTripsThroughYaml) {
 
 TEST(TrainConfig, BareBoolFlagsEqualsFormAndAliases) {
   const TrainSettings s = parse_train_args({"--bf16", "--lora_r=12", "--model", "m", "--dataset", "d.jsonl"});
-  EXPECT_TRUE(s.bf16);
+  EXPECT_EQ(s.bf16, "true");
   EXPECT_EQ(s.lora_r, 12);
   EXPECT_EQ(s.model_name_or_path, "m");
   EXPECT_EQ(s.data, "d.jsonl");
@@ -90,3 +90,30 @@ TEST(TrainConfig, Errors) {
   EXPECT_EQ(error_of([&] { validate_settings(s); }), "--model_name_or_path: required: the Hugging Face model folder");
   EXPECT_EQ(closest_setting_key("gradient_acumulation_steps"), "gradient_accumulation_steps");
 }
+
+namespace lorafit {
+namespace {
+
+// bf16 (HF's bf16=True) is read: true/false as asked, auto = bf16 on cuda and fp32 on the CPU.
+TEST(TrainConfig, Bf16SettingChoosesTheActivationDtype) {
+  TrainSettings s;
+  EXPECT_EQ(s.bf16, "auto");
+  s.device = "cpu";
+  EXPECT_EQ(train_act_dtype(s), DType::F32);
+  s.device = "cuda";
+  EXPECT_EQ(train_act_dtype(s), DType::BF16);
+  EXPECT_EQ(train_act_dtype(parse_train_args({"--bf16", "false", "--device", "cuda"})), DType::F32);
+  EXPECT_EQ(train_act_dtype(parse_train_args({"--bf16", "true", "--device", "cpu"})), DType::BF16);
+  try {
+    parse_train_args({"--bf16", "maybe"});
+    ADD_FAILURE() << "no error for --bf16 maybe";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bf16 (true, false or auto): \"maybe\" is not a boolean"), std::string::npos)
+        << e.what();
+  }
+  // A config.yaml round trip keeps auto.
+  EXPECT_NE(settings_to_yaml(TrainSettings{}).find("bf16: \"auto\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lorafit
