@@ -83,7 +83,7 @@ void run_score(const ScoreOptions& o) {
   if (ids.size() < 2)
     throw Error("{}: {} token(s); scoring needs at least 2 (the first token has no prediction)", what, ids.size());
   auto be = make_backend(o.device);
-  const DType act = inference_act_dtype(o.dtype, o.device, load_model_config(fs::path(o.model) / "config.json"));
+  const DType act = inference_act_dtype(o.dtype, o.device, fs::path(o.model));
   Model model(*be, o.model, act);
   if (model.weights_rounded())
     fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",

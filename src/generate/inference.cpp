@@ -24,7 +24,7 @@ Inference::Inference(const InferenceOptions& o) {
     throw Error("--merge merges exactly one adapter into the weights; {} given", o.adapters.size());
   const fs::path dir = o.model.empty() ? resolve_base_model(o.adapters[0]) : fs::path(o.model);
   be_ = make_backend(o.device);
-  const DType act = inference_act_dtype(o.dtype, o.device, load_model_config(dir / "config.json"));
+  const DType act = inference_act_dtype(o.dtype, o.device, dir);
   model_ = std::make_unique<Model>(*be_, dir, act);
   if (model_->weights_rounded())
     fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",

@@ -63,9 +63,10 @@ std::optional<DType> parse_act_dtype(std::string_view c, std::string_view what) 
   throw Error("{}: \"{}\" is not a dtype; use auto, bf16 or f32", what, c);
 }
 
-DType inference_act_dtype(std::string_view choice, std::string_view device, const ModelConfig& cfg) {
+DType inference_act_dtype(std::string_view choice, std::string_view device, const fs::path& dir) {
   if (auto d = parse_act_dtype(choice, "--dtype")) return *d;
-  return device == "cuda" && cfg.torch_dtype == "bfloat16" ? DType::BF16 : DType::F32;
+  if (device != "cuda" || !fs::exists(dir / "config.json")) return DType::F32;
+  return load_model_config(dir / "config.json").torch_dtype == "bfloat16" ? DType::BF16 : DType::F32;
 }
 
 void Model::check_input(std::span<const int32_t> ids, int64_t T, const std::string& what) const {

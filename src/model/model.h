@@ -95,7 +95,8 @@ class Model {
 std::optional<DType> parse_act_dtype(std::string_view choice, std::string_view what);
 // --dtype auto of generate/chat/score: the checkpoint's dtype on a GPU (bf16 when config.json's
 // torch_dtype is bfloat16), f32 on the CPU (its fp32 path is the reference; bf16 only when asked).
-DType inference_act_dtype(std::string_view choice, std::string_view device, const ModelConfig& cfg);
+// `dir` is the model folder (a missing one is reported by the Model constructor).
+DType inference_act_dtype(std::string_view choice, std::string_view device, const fs::path& dir);
 
 // Next-token negative log-likelihoods of one sequence (n ≥ 2 ids): entry i = −log p(ids[i+1] |
 // ids[0..i]), through the fused lm-head + cross-entropy op (never the (n, V) logits).
