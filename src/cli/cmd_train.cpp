@@ -79,9 +79,6 @@ std::string settings_help() {
   return s;
 }
 
-namespace {
-
-// 'it'\''s' style: safe for any byte but NUL; plain words stay bare.
 std::string shell_quote(const std::string& a) {
   if (!a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%_+=:,./-") ==
                         std::string::npos)
@@ -91,7 +88,13 @@ std::string shell_quote(const std::string& a) {
   return q + "'";
 }
 
-}  // namespace
+std::string self_command() {
+  const std::vector<std::string> argv = sys::process_command_line();
+  if (!argv.empty() && argv[0].find('/') == std::string::npos) return argv[0];  // found on PATH
+  const fs::path exe = sys::executable_path();
+  if (!exe.empty()) return shell_quote(exe.string());
+  return argv.empty() ? "lorafit" : shell_quote(fs::absolute(argv[0]).lexically_normal().string());
+}
 
 std::string resume_command() {
   std::vector<std::string> argv = sys::process_command_line();
@@ -106,8 +109,8 @@ std::string resume_command() {
   }
   out.push_back("--resume_from_checkpoint");
   out.push_back("latest");
-  std::string cmd;
-  for (const std::string& a : out) cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
+  std::string cmd = self_command();  // the program, then its arguments (relative paths: run from the same folder)
+  for (size_t i = 1; i < out.size(); ++i) cmd += " " + shell_quote(out[i]);
   return cmd;
 }
 

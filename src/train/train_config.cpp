@@ -189,6 +189,7 @@ void apply_setting(TrainSettings& s, const std::string& key_in, const std::strin
       } catch (const Error& e) {
         throw Error("{}: {}", where, e.what());
       }
+      s.where[key] = where;
       return;
     }
   throw Error("{}: unknown setting \"{}\"; did you mean \"{}\"? (`lorafit train --help` lists every key)", where,

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,10 @@ struct TrainSettings {
   int64_t eval_limit = 0;           // first N rows (0: all)
   int64_t eval_max_new_tokens = 0;  // 0: the task's default (mcq 64, qa 512)
   bool quiet = false;             // no per-step terminal lines
+
+  // Not a setting: where each key given was set ("run.yaml:6", "--model_name_or_path"), for
+  // messages about its value.
+  std::map<std::string, std::string> where;
 };
 
 // One key of the table: its name, a one-line help, and text get/set.

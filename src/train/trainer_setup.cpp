@@ -81,9 +81,31 @@ fs::path resolve_resume_dir(const TrainSettings& s) {
   return dir;
 }
 
+// "Qwen/Qwen2.5-7B-Instruct": an owner/name hub id rather than a path that exists.
+bool looks_like_hub_id(const std::string& p) {
+  const size_t slash = p.find('/');
+  return !fs::exists(p) && slash != std::string::npos && slash > 0 && p.find('/', slash + 1) == std::string::npos &&
+         p[0] != '.' && p[0] != '~' && slash + 1 < p.size();
+}
+
+void check_model_folder(const TrainSettings& s) {
+  const std::string& m = s.model_name_or_path;
+  const auto it = s.where.find("model_name_or_path");
+  const std::string where = it != s.where.end() ? it->second : "--model_name_or_path";
+  if (looks_like_hub_id(m)) {
+    const std::string name = m.substr(m.find('/') + 1);
+    throw Error(
+        "{}: model_name_or_path {} is a Hugging Face hub id, but lorafit reads local folders only; download it "
+        "with `huggingface-cli download {} --local-dir models/{}` (or `modelscope download --model {} --local_dir "
+        "models/{}`) and set model_name_or_path to models/{}",
+        where, m, m, name, m, name, name);
+  }
+  if (!fs::is_directory(m) || !fs::exists(fs::path(m) / "config.json"))
+    throw Error("{}: model_name_or_path {}: not a Hugging Face model folder (no config.json)", where, m);
+}
+
 void load_data(Run& r) {
-  if (!fs::is_directory(r.s.model_name_or_path) || !fs::exists(fs::path(r.s.model_name_or_path) / "config.json"))
-    throw Error("--model_name_or_path {}: not a Hugging Face model folder (no config.json)", r.s.model_name_or_path);
+  check_model_folder(r.s);
   r.renderer = std::make_unique<ChatRenderer>(r.s.model_name_or_path);
   r.data = prepare_data(r.s, *r.renderer);
   r.con.line(describe_data(r.data, r.s));

@@ -115,6 +115,12 @@ std::vector<std::string> process_command_line() {
   return args;
 }
 
+std::filesystem::path executable_path() {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path() : p;
+}
+
 int process_id() { return static_cast<int>(getpid()); }
 
 bool is_terminal(std::FILE* f) { return f && isatty(fileno(f)) == 1; }

@@ -40,6 +40,7 @@ std::string cpu_bf16_flags();
 std::string hostname();
 std::string os_description();                // "Linux 6.1.0-18-amd64 x86_64"
 std::vector<std::string> process_command_line();  // argv of this process
+std::filesystem::path executable_path();          // this program's file ("" if unknown)
 int process_id();
 
 bool is_terminal(std::FILE* f);
