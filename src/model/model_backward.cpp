@@ -5,19 +5,9 @@
 #include <utility>
 
 #include "util/error.h"
+#include "util/rng.h"
 
 namespace lorafit {
-
-namespace {
-
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 // Gradient scratch of one batch shape, one backend allocation carved into named views.
 struct ModelBackward::Grads {
@@ -113,7 +103,7 @@ LayerLora ModelBackward::layer_lora(int i) const {
 LayerActs ModelBackward::layer_acts(int i) const {
   LayerActs a = acts_->layer(i);
   for (int p = 0; p < kNumProj; ++p)
-    a.lora[static_cast<size_t>(p)].dropout_seed = mix64(seed_ ^ mix64(static_cast<uint64_t>(i * kNumProj + p)));
+    a.lora[static_cast<size_t>(p)].dropout_seed = splitmix64(seed_ ^ splitmix64(static_cast<uint64_t>(i * kNumProj + p)));
   return a;
 }
 
