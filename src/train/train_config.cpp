@@ -135,6 +135,15 @@ std::string setting_suggestion(const std::string& name, const std::vector<std::s
   return did_you_mean(name, names, "--");
 }
 
+namespace {
+// As setting_suggestion, for a YAML key: `did you mean "lora_r"?` (no -- before a key).
+std::string yaml_key_suggestion(const std::string& name) {
+  std::vector<std::string> names;
+  for (const SettingKey& k : setting_keys()) names.push_back(k.name);
+  return did_you_mean(name, names, "", /*quoted=*/true);
+}
+}  // namespace
+
 void apply_setting(TrainSettings& s, const std::string& key_in, const std::string& value, const std::string& where) {
   const std::string key = canonical(key_in);
   for (const SettingKey& k : setting_keys())
@@ -147,7 +156,7 @@ void apply_setting(TrainSettings& s, const std::string& key_in, const std::strin
       return;
     }
   throw Error("{}: unknown setting \"{}\"{} (`lorafit train --help` lists every key)", where, key_in,
-              setting_suggestion(key_in));
+              yaml_key_suggestion(key_in));
 }
 
 void apply_yaml_file(TrainSettings& s, const fs::path& path) {

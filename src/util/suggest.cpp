@@ -69,6 +69,7 @@ int closeness(const std::string& typed, const std::string& name) {
   if (d <= allowed && d < typed.size()) return static_cast<int>(d);
   if (typed.size() >= 2 && name.find('_') != std::string::npos && initials(name) == typed) return 10;
   if (typed.size() >= 3 && name.starts_with(typed)) return 20;
+  if (name.size() >= 4 && typed.starts_with(name)) return 25;  // lora_rnak → lora_r
   if (typed.size() >= 4 && name.find(typed) != std::string::npos) return 30;
   if (typed.find('_') != std::string::npos && every_word_in(typed, name)) return 40;  // max_tokens → max_new_tokens
   return -1;
@@ -92,13 +93,15 @@ std::vector<std::string> close_names(std::string_view typed_in, const std::vecto
 }
 
 std::string did_you_mean(std::string_view typed, const std::vector<std::string>& candidates,
-                         std::string_view prefix) {
+                         std::string_view prefix, bool quoted) {
   const std::vector<std::string> c = close_names(typed, candidates);
   if (c.empty()) return "";
   std::string s = "; did you mean ";
   for (size_t i = 0; i < c.size(); ++i) {
     if (i) s += i + 1 == c.size() ? " or " : ", ";
-    s += std::string(prefix) + c[i];
+    if (quoted) s += '"';
+    s.append(prefix).append(c[i]);
+    if (quoted) s += '"';
   }
   return s + "?";
 }

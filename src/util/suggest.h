@@ -21,7 +21,8 @@ std::vector<std::string> close_names(std::string_view typed, const std::vector<s
                                      size_t max_n = 3);
 
 // "; did you mean --a or --b?" (each name with `prefix`), or "" when nothing is close.
+// quoted: "\"lora_r\"" (for YAML keys) instead of lora_r.
 std::string did_you_mean(std::string_view typed, const std::vector<std::string>& candidates,
-                         std::string_view prefix = "");
+                         std::string_view prefix = "", bool quoted = false);
 
 }  // namespace lorafit

@@ -31,6 +31,7 @@ TEST(UtilSuggest, OnlyCloseNames) {
   EXPECT_EQ(did_you_mean("trian", {"train", "chat", "merge"}), "; did you mean train?");
   EXPECT_EQ(did_you_mean("lr", kKeys, "--"), "; did you mean --learning_rate or --lora_r?");
   EXPECT_EQ(did_you_mean("zzz", kKeys, "--"), "");
+  EXPECT_EQ(did_you_mean("lora_rnak", kKeys, "", true), "; did you mean \"lora_r\"?");  // a name plus junk
 }
 
 TEST(UtilSuggest, SnakeCase) { EXPECT_EQ(snake_case("max-new-tokens"), "max_new_tokens"); }
