@@ -12,6 +12,7 @@
 
 #include "cli/command.h"
 #include "cli/gen_flags.h"
+#include "util/parse.h"
 #include "util/signals.h"
 
 namespace lorafit::cli {
@@ -24,29 +25,6 @@ struct GenerateOptions {
   bool json = false;
 };
 
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  size_t start = 0;
-  for (int item = 1;; ++item) {
-    const size_t end = text.find(',', start);
-    const std::string tok = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(tok, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (tok.empty() || used != tok.size() || v < INT32_MIN || v > INT32_MAX)
-      throw Error("--input_ids: item {} (\"{}\") is not an integer token id; expected comma-separated ids such as 1,2,3",
-                  item, tok);
-    ids.push_back(static_cast<int32_t>(v));
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return ids;
-}
-
 void run_generate(GenerateOptions& o) {
   const int given = !o.prompt.empty() + !o.messages.empty() + !o.input_ids.empty();
   if (given != 1)
@@ -57,7 +35,7 @@ void run_generate(GenerateOptions& o) {
 
   std::vector<int32_t> prompt;
   if (!o.input_ids.empty()) {
-    prompt = parse_ids(o.input_ids);
+    prompt = parse_token_ids(o.input_ids, "--input_ids");
   } else if (!o.prompt.empty()) {
     prompt = inf.encode_prompt(o.prompt, o.f.system);
   } else {

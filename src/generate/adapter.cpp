@@ -98,7 +98,7 @@ void merge_adapter_into(Model& model, const LoraParams& p, MergedWeights& store)
 
 int export_merged(const fs::path& model_dir, const fs::path& adapter_dir, const fs::path& output,
                   const MergeExportOptions& opts) {
-  if (fs::exists(output)) throw Error("--output {} already exists; choose a new folder name", output.string());
+  if (fs::exists(output)) throw Error("--output_dir {} already exists; choose a new folder name", output.string());
   if (opts.max_shard_bytes < 1) throw Error("--max_shard_size must be positive");
   auto be = make_backend("cpu");
   const Model model(*be, model_dir);  // checks the base folder and binds (validates) its tensors

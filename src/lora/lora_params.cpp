@@ -4,6 +4,7 @@
 
 #include "formats/safetensors.h"
 #include "util/error.h"
+#include "util/rng.h"
 
 namespace lorafit {
 
@@ -82,20 +83,14 @@ void LoraParams::upload_params(const std::vector<float>& host) {
 void lora_init_peft(LoraParams& p, uint64_t seed, bool round_A_to_bf16) {
   std::vector<float> h(static_cast<size_t>(p.num_params()), 0.f);
   // splitmix64 counter stream: value i of the whole buffer depends only on (seed, i).
-  auto mix = [](uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-  };
-  const uint64_t s0 = mix(seed);
+  const uint64_t s0 = splitmix64(seed);
   for (const LoraTensor& t : p.tensors()) {
     if (t.is_B) continue;  // B = 0
     // kaiming_uniform(a=√5): gain = √(2/(1+5)), bound = gain·√(3/fan_in) = 1/√fan_in
     const double bound = 1.0 / std::sqrt(static_cast<double>(t.cols));
     for (int64_t i = 0; i < t.numel(); ++i) {
-      const uint64_t u = mix(s0 + static_cast<uint64_t>(t.offset + i));
-      const double x = (static_cast<double>(u >> 11) * 0x1.0p-53) * 2.0 - 1.0;  // [-1, 1)
+      const uint64_t u = splitmix64(s0 + static_cast<uint64_t>(t.offset + i));
+      const double x = u64_to_unit_double(u) * 2.0 - 1.0;  // [-1, 1)
       float a = static_cast<float>(bound * x);
       if (round_A_to_bf16) a = bf16_to_f32(f32_to_bf16(a));
       h[static_cast<size_t>(t.offset + i)] = a;

@@ -2,6 +2,7 @@
 
 #include "lora/lora_params.h"
 #include "util/error.h"
+#include "util/rng.h"
 
 namespace lorafit {
 
@@ -9,13 +10,6 @@ namespace {
 
 // (N, ·) view of an activation for the linear layers: (B,T,H,D) → (N, H·D).
 Tensor rows_of(Tensor t, int64_t N) { return t.view({N, t.numel() / N}); }
-
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 // A device buffer freed on scope exit (small per-call buffers of token_nll).
 struct Scoped {
@@ -52,7 +46,7 @@ LayerLora layer_lora(const LoraParams* lora, int layer) {
 LayerActs layer_acts(const ActivationArena& acts, int i, uint64_t seed) {
   LayerActs a = acts.layer(i);
   for (int p = 0; p < kNumProj; ++p)
-    a.lora[static_cast<size_t>(p)].dropout_seed = mix64(seed ^ mix64(static_cast<uint64_t>(i * kNumProj + p)));
+    a.lora[static_cast<size_t>(p)].dropout_seed = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(i * kNumProj + p)));
   return a;
 }
 

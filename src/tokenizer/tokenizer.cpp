@@ -294,8 +294,8 @@ Tokenizer Tokenizer::load(const fs::path& dir_or_file) {
     if (!fs::exists(file)) {
       const fs::path vocab = dir_or_file / "vocab.json", merges = dir_or_file / "merges.txt";
       if (!fs::exists(vocab) || !fs::exists(merges))
-        throw Error("{}: no tokenizer.json and no vocab.json + merges.txt; point --tokenizer at a Hugging Face "
-                    "model folder", dir_or_file.string());
+        throw Error("{}: no tokenizer.json and no vocab.json + merges.txt; this is not a Hugging Face model "
+                    "folder with its tokenizer files (copy them from the model's repository)", dir_or_file.string());
       auto impl = std::make_unique<Impl>();
       impl->model = Bpe::from_files(read_file(vocab), read_file(merges), vocab.string(), merges.string());
       impl->normalizer = Normalizer::nfc();

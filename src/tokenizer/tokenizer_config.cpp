@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace lorafit {
 namespace {
@@ -57,11 +58,10 @@ TokenizerConfig TokenizerConfig::parse(const json& j, const std::string& source)
     if (!d.is_object()) throw Error("{}: 'added_tokens_decoder' must be an object of id -> token", source);
     for (auto it = d.begin(); it != d.end(); ++it) {
       AddedToken t;
-      try {
-        t.id = static_cast<int32_t>(std::stol(it.key()));
-      } catch (const std::exception&) {
+      const std::optional<int64_t> id = try_parse_int(it.key());
+      if (!id || *id < 0 || *id > INT32_MAX)
         throw Error("{}: added_tokens_decoder key '{}' is not a token id", source, it.key());
-      }
+      t.id = static_cast<int32_t>(*id);
       const json& v = it.value();
       if (!v.is_object() || !v.contains("content") || !v["content"].is_string())
         throw Error("{}: added_tokens_decoder[{}] needs a string 'content'", source, it.key());

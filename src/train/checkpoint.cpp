@@ -10,6 +10,7 @@
 #include "lora/lora_adapter.h"
 #include "train/render.h"
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace lorafit {
 
@@ -160,8 +161,9 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& outpu
     const std::string name = e.path().filename().string();
     if (!e.is_directory() || name.rfind("checkpoint-", 0) != 0) continue;
     const std::string num = name.substr(11);
-    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;  // skips .tmp
-    out.emplace_back(std::stoll(num), e.path());
+    const std::optional<int64_t> step = try_parse_int(num);
+    if (!step || *step < 0) continue;  // skips checkpoint-5.tmp and other names
+    out.emplace_back(*step, e.path());
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace lorafit {
 
@@ -243,14 +244,9 @@ IndexRange parse_range(const std::string& spec, int64_t n, const std::string& ke
     throw Error("{}: \"{}\" is not a range a:b (e.g. 5:5000 = records 5..4999)", key, spec);
   auto bound = [&](std::string s, int64_t dflt) -> int64_t {
     if (s.empty()) return dflt;
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != s.size()) throw Error("{}: \"{}\" is not a range a:b of integers", key, spec);
+    const std::optional<int64_t> parsed = try_parse_int(s);
+    if (!parsed) throw Error("{}: \"{}\" is not a range a:b of integers", key, spec);
+    int64_t v = *parsed;
     if (v < 0) v += n;
     return std::clamp<int64_t>(v, 0, n);
   };

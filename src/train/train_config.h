@@ -85,11 +85,15 @@ struct TrainSettings {
   int64_t eval_limit = 0;           // first N rows (0: all)
   int64_t eval_max_new_tokens = 0;  // 0: the task's default (mcq 64, qa 512)
   bool quiet = false;             // no per-step terminal lines
+  std::string report_to = "none";  // none | tensorboard | all (as HF; TensorBoard is the only tracker)
 
   // Not a setting: where each key given was set ("run.yaml:6", "--model_name_or_path"), for
   // messages about its value.
   std::map<std::string, std::string> where;
 };
+
+// report_to as validated by validate_settings: true when TensorBoard event files are written.
+bool reports_to_tensorboard(const TrainSettings& s);
 
 // One key of the table: its name, a one-line help, and text get/set.
 struct SettingKey {
@@ -101,8 +105,9 @@ struct SettingKey {
 };
 const std::vector<SettingKey>& setting_keys();
 
-// The key whose name is closest to `name` (Levenshtein), for "did you mean" messages.
-std::string closest_setting_key(const std::string& name);
+// "; did you mean --x?" for an unknown key, over the settings and `extra_flags` (other flags
+// of the command); "" when no name is close (util/suggest.h).
+std::string setting_suggestion(const std::string& name, const std::vector<std::string>& extra_flags = {});
 
 // Sets one key from text; `where` names the source in messages ("--lora_r", "run.yaml:3").
 void apply_setting(TrainSettings& s, const std::string& key, const std::string& value, const std::string& where);
@@ -111,8 +116,9 @@ void apply_setting(TrainSettings& s, const std::string& key, const std::string& 
 void apply_yaml_file(TrainSettings& s, const fs::path& path);
 
 // Parses `--key value`, `--key=value` and bare `--bool_key`; `--config FILE` is applied first
-// wherever it appears, so flags win. Throws Error for unknown keys (with the closest name).
-TrainSettings parse_train_args(const std::vector<std::string>& args);
+// wherever it appears, so flags win. Keys are snake_case; kebab-case is accepted too. Throws
+// Error for unknown keys, suggesting close names among the settings and `other_flags`.
+TrainSettings parse_train_args(const std::vector<std::string>& args, const std::vector<std::string>& other_flags = {});
 
 // The resolved settings as YAML (every key, table order).
 std::string settings_to_yaml(const TrainSettings& s);

@@ -3,17 +3,11 @@
 #include <cmath>
 
 #include "util/error.h"
+#include "util/rng.h"
 
 namespace lorafit {
 
 namespace {
-
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 void check_batch(const MicroBatch& mb, size_t index) {
   if (mb.B <= 0 || mb.T <= 0 || static_cast<int64_t>(mb.ids.size()) != mb.B * mb.T ||
@@ -81,7 +75,7 @@ StepStats LoraTrainer::step(const std::vector<MicroBatch>& window) {
       ++st.skipped_micro_batches;
       continue;
     }
-    const uint64_t seed = mix64(cfg_.seed ^ mix64(static_cast<uint64_t>(k) * 0x10000u + i));
+    const uint64_t seed = splitmix64(cfg_.seed ^ splitmix64(static_cast<uint64_t>(k) * 0x10000u + i));
     int64_t pred = 0;
     const double ce = accumulate(window[i], 1.0 / static_cast<double>(st.num_items), seed, &pred);
     if (!std::isfinite(ce))

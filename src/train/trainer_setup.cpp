@@ -5,6 +5,7 @@
 #include "lora/lora_adapter.h"
 #include "train/trainer_run.h"
 #include "util/error.h"
+#include "util/parse.h"
 #include "util/sysinfo.h"
 
 namespace lorafit::detail {
@@ -20,15 +21,8 @@ nlohmann::json settings_json(const TrainSettings& s) {
       j[k.name] = v == "true";
       continue;
     }
-    size_t used = 0;
-    double d = 0;
-    try {
-      d = std::stod(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (!v.empty() && used == v.size())
-      j[k.name] = d;
+    if (const auto d = try_parse_double(v))
+      j[k.name] = *d;
     else
       j[k.name] = v;
   }
@@ -41,7 +35,7 @@ std::string trajectory_hash(TrainSettings s) {
   s.overwrite_output_dir = s.quiet = s.overwrite_cache = false;
   s.logging_steps = s.save_steps = s.save_total_limit = s.eval_steps = s.sample_steps = s.num_samples = 0;
   s.max_new_tokens = 0;
-  s.cache_dir = "";
+  s.cache_dir = s.report_to = "";
   const std::string y = settings_to_yaml(s);
   return fmt::format("{:016x}", fnv1a64(y.data(), y.size()));
 }
@@ -244,6 +238,7 @@ void open_run_folder(Run& r) {
   const TrainSettings& s = r.s;
   track::RunStoreOptions ro;
   ro.resume = !r.resume_dir.empty();
+  ro.tensorboard = reports_to_tensorboard(r.s);
   ro.resume_step = ro.resume ? r.st.global_step : -1;  // rows logged after that checkpoint come again
   nlohmann::json env = track::collect_environment(r.hooks.lorafit_version);
   env["model"] = s.model_name_or_path;
