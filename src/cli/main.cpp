@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace lorafit::cli {
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   for (const auto& e : cli::registry()) cli::SetupFn(e.setup)(*app.add_subcommand(e.name, e.help));
   try {
     app.parse(argc, argv);
+    check_mapped_files();  // a model file truncated during the command read as zeros: say so
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const cli::ExitStatus& e) {
