@@ -15,7 +15,8 @@ namespace {
 
 // One open object while parsing: the keys seen so far and the one whose value is being read.
 struct OpenObject {
-  std::set<std::string> keys;
+  std::set<std::string> keys;  // only when duplicates are refused
+  size_t count = 0;
   std::string current;
 };
 
@@ -78,7 +79,8 @@ Json parse_impl(std::string_view text, const std::string& label, const char* wha
     } else if (ev == E::key) {
       LF_CHECK(!stack.empty() && parsed.is_string());
       std::string k = parsed.template get<std::string>();
-      if (!stack.back().keys.insert(k).second && reject_duplicates) {
+      ++stack.back().count;
+      if (reject_duplicates && !stack.back().keys.insert(k).second) {
         if (stack.size() == 1)
           throw Error("{}duplicate {} \"{}\" (JSON readers would silently keep only the last one); "
                       "remove the duplicate",
@@ -88,7 +90,7 @@ Json parse_impl(std::string_view text, const std::string& label, const char* wha
       }
       // ordered_json finds keys by linear search: a crafted object with millions of keys
       // would take hours (sorted json is O(log n) and has no such limit).
-      if (std::is_same_v<Json, ordered_json> && stack.back().keys.size() > kMaxOrderedKeys)
+      if (std::is_same_v<Json, ordered_json> && stack.back().count > kMaxOrderedKeys)
         throw Error("{}an object with more than {} keys{}; lorafit reads at most that many here", prefix,
                     kMaxOrderedKeys, stack.size() > 1 ? fmt::format(" at field `{}`", key_path(stack)) : std::string());
       if (top_keys && stack.size() == 1) top_keys->push_back(k);

@@ -1,5 +1,6 @@
 #include "train/train_config.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -183,6 +184,10 @@ void apply_yaml_file(TrainSettings& s, const fs::path& path) {
   YAML::Node root;
   try {
     root = YAML::Load(read_file(path));
+  } catch (const YAML::DeepRecursion& e) {  // its msg is a bare "bad file"
+    throw Error("{}:{}: not valid YAML (nested deeper than yaml-cpp's limit of 2000 levels); write one `key: value` "
+                "per line",
+                path.string(), e.mark.line + 1);
   } catch (const YAML::Exception& e) {
     throw Error("{}:{}: not valid YAML ({}); write one `key: value` per line", path.string(), e.mark.line + 1,
                 e.msg);  // e.msg is yaml-cpp's reason alone ("illegal map value"), without its "yaml-cpp: error at" prefix

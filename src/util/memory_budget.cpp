@@ -33,12 +33,12 @@ int64_t read_number(const fs::path& p) {
 // The value of `key` in a "key value" file (memory.stat, /proc/meminfo, status), or -1.
 int64_t read_keyed(const fs::path& p, const std::string& key) {
   std::ifstream f(p);
-  std::string k;
-  long long v = 0;
-  std::string rest;
-  while (f >> k >> v) {
-    std::getline(f, rest);
-    if (k == key) return v;
+  std::string line;
+  while (std::getline(f, line)) {  // line by line: /proc/self/status has text values too ("Name: bash")
+    std::istringstream in(line);
+    std::string k;
+    long long v = 0;
+    if (in >> k && k == key && in >> v) return v;
   }
   return -1;
 }

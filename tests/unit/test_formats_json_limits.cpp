@@ -78,8 +78,8 @@ TEST(JsonLimits, ExactlyTheLimitIsAccepted) {
 
 TEST(JsonLimits, OwnMessagesWithLineAndColumn) {
   EXPECT_EQ(error_of([] { parse_json("{\n  \"a\": 1,\n  \"b\": tru\n}", "t.json"); }),
-            "t.json: not valid JSON at line 3, column 9 (reading field `b`): syntax error while parsing value - "
-            "invalid literal; last read: 'tru<U+000A>'");
+            "t.json: not valid JSON at line 3, column 11 (reading field `b`): syntax error while parsing value - "
+            "invalid literal; last read: '\"b\": tru<U+000A>'");
   EXPECT_EQ(error_of([] { parse_json("{\"a\": 1e999}", "t.json"); }),
             "t.json: 1e999 in field `a` is too large for a 64-bit float; use a smaller number");
   // A JSONL record: no file label, the file's line number.

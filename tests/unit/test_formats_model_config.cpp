@@ -264,8 +264,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ModelConfig, InvalidJsonNamesThePosition) {
   std::string e = error_of(R"({"model_type": "llama",)");
   // Our own position and nlohmann's reason, without its "[json.exception.parse_error.101]" tag.
-  EXPECT_EQ(e, "cfg.json: not valid JSON at line 1, column 24: syntax error while parsing object key - unexpected "
-               "end of input; expected string literal");
+  EXPECT_EQ(e, "cfg.json: not valid JSON at line 1, column 24 (reading field `model_type`): syntax error while "
+               "parsing object key - unexpected end of input; expected string literal");
 }
 
 TEST(ModelConfig, NumberTooLargeForADouble) {

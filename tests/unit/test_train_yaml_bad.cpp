@@ -61,7 +61,7 @@ TEST(TrainYamlBad, DeepNestingStopsAtTheDepthGuard) {
   std::string deep = "lora_target: ";
   for (int i = 0; i < 100000; ++i) deep += "[";
   YamlFile f(deep + "\n");
-  const std::string e = f.error();
-  EXPECT_EQ(e.rfind(f.path.string() + ":1: not valid YAML (", 0), 0u) << e;
-  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  EXPECT_EQ(f.error(), f.path.string() +
+                           ":1: not valid YAML (nested deeper than yaml-cpp's limit of 2000 levels); write one "
+                           "`key: value` per line");
 }
