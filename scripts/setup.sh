@@ -7,7 +7,8 @@ pkgs=(cmake ninja-build g++ pkg-config
       libopenblas-openmp-dev libcpp-httplib-dev libfmt-dev libgtest-dev libbenchmark-dev
       libedit-dev  # chat line editing and history (BSD licence, unlike GNU readline's GPL)
       chromium     # the dashboard's headless browser test (tests/browser/)
-      tmux)        # the chat line-editing test drives a real terminal (tests/cli/chat_tty.sh)
+      tmux         # the chat line-editing test drives a real terminal (tests/cli/chat_tty.sh)
+      clang libclang-rt-14-dev)  # the libFuzzer targets (scripts/fuzz.sh; test.sh runs them briefly)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

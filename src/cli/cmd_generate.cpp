@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "formats/json_util.h"
 #include "cli/gen_flags.h"
 #include "util/parse.h"
 #include "util/signals.h"
@@ -39,12 +40,7 @@ void run_generate(GenerateOptions& o) {
   } else if (!o.prompt.empty()) {
     prompt = inf.encode_prompt(o.prompt, o.f.system);
   } else {
-    nlohmann::ordered_json m;
-    try {
-      m = nlohmann::ordered_json::parse(read_file(o.messages));
-    } catch (const nlohmann::json::exception& e) {
-      throw Error("--messages {}: not valid JSON ({})", o.messages, e.what());
-    }
+    const nlohmann::ordered_json m = parse_json_ordered(read_file(o.messages), "--messages " + o.messages);
     prompt = inf.encode_messages(m, "--messages " + o.messages);
   }
   const int64_t ctx = context_length(inf.model().config());

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "formats/json_util.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_config.h"
@@ -54,9 +55,9 @@ void run_count(const Tokenizer& tok, const TokenizeOptions& o) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     json rec;
     try {
-      rec = json::parse(line);
-    } catch (const json::exception& e) {
-      throw Error("{}:{}: not a JSON object ({}); expected one JSON record per line", o.count, line_no, e.what());
+      rec = parse_json(line, "");
+    } catch (const Error& e) {
+      throw Error("{}:{}: {}; expected one JSON record per line", o.count, line_no, e.what());
     }
     if (!rec.is_object()) throw Error("{}:{}: expected a JSON object per line", o.count, line_no);
     if (rec.contains("input") && rec["input"].is_string() && rec.contains("output") && rec["output"].is_string()) {
@@ -97,12 +98,7 @@ void run_tokenize(const TokenizeOptions& o) {
   if (!o.chat.empty()) {
     // Render the messages through the folder's own chat template (tokenizer_config.json),
     // then tokenize the rendered text like --file does.
-    nlohmann::ordered_json doc;
-    try {
-      doc = nlohmann::ordered_json::parse(read_file(o.chat));
-    } catch (const nlohmann::json::exception& e) {
-      throw Error("{}: not valid JSON ({}); expected a messages array [{{\"role\", \"content\"}}, ...]", o.chat, e.what());
-    }
+    nlohmann::ordered_json doc = parse_json_ordered(read_file(o.chat), o.chat);
     if (doc.is_object() && doc.contains("messages")) doc = doc["messages"];
     if (!doc.is_array()) throw Error("{}: expected a JSON array of messages or an object with \"messages\"", o.chat);
     const ChatTemplate tmpl = ChatTemplate::from_config(TokenizerConfig::load(o.tokenizer));

@@ -12,6 +12,7 @@
 #include "cli/command.h"
 #include "util/error.h"
 #include "util/suggest.h"
+#include "util/file.h"
 
 namespace lorafit::cli {
 
@@ -95,6 +96,7 @@ int run_main(int argc, char** argv) {
     if (CLI::App* sub = find_command(app, args)) check_flags(*sub, args);
     std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them last first
     app.parse(reversed);
+    check_mapped_files();  // a model file truncated during the command read as zeros: say so
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const ExitStatus& e) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "formats/json_util.h"
 #include "formats/safetensors.h"
 #include "lora/lora_adapter.h"
 #include "lora/lora_merge.h"
@@ -40,12 +41,7 @@ std::string adapter_base_model(const fs::path& adapter_dir) {
     throw Error("adapter folder {} does not exist (or is not a folder)", adapter_dir.string());
   const fs::path cfg = adapter_dir / "adapter_config.json";
   if (!fs::exists(cfg)) throw Error("{}: no adapter_config.json; expected a PEFT adapter folder", adapter_dir.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(cfg));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("{}: not valid JSON ({})", cfg.string(), e.what());
-  }
+  const nlohmann::json j = parse_json(read_file(cfg), cfg.string());
   const auto it = j.find("base_model_name_or_path");
   if (it == j.end() || it->is_null()) return "";
   if (!it->is_string()) throw Error("{}: base_model_name_or_path must be a string", cfg.string());

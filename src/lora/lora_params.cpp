@@ -114,7 +114,15 @@ void load_lora_tensors(LoraParams& p, const std::function<const TensorInfo*(cons
     if (ti->dtype != DType::F32 && ti->dtype != DType::BF16 && ti->dtype != DType::F16)
       throw Error("{}: tensor '{}' has dtype {}, expected F32, BF16 or F16", label, t.key,
                   dtype_name(ti->dtype));
-    convert_to_f32(h.data() + t.offset, ti->data, ti->dtype, static_cast<size_t>(t.numel()));
+    float* dst = h.data() + t.offset;
+    convert_to_f32(dst, ti->data, ti->dtype, static_cast<size_t>(t.numel()));
+    // NaN/Inf are never trained values: say at load that the file is damaged, instead of a
+    // "diverged" loss one step later.
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(dst[i]))
+        throw Error("{}: tensor '{}' holds {} at element {}: the adapter is damaged (training never writes NaN/Inf); "
+                    "use another checkpoint or adapter",
+                    label, t.key, std::isnan(dst[i]) ? "NaN" : "Inf", i);
   }
   p.upload_params(h);
 }

@@ -101,7 +101,8 @@ ModelWeights::ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& 
                   shape_str(p.shape));
     if (t->dtype != DType::F32 && t->dtype != DType::BF16 && t->dtype != DType::F16)
       throw Error("{}: tensor \"{}\" has dtype {}; expected F32, BF16 or F16", t->file, p.name, dtype_name(t->dtype));
-    p.tensor = make_tensor(const_cast<uint8_t*>(t->data), t->dtype, p.shape, Device::CPU);
+    // view() refuses data not aligned to its element size: the kernels read it in place.
+    p.tensor = make_tensor(t->view().data, t->dtype, p.shape, Device::CPU);
   }
   for (const TensorInfo* t : files_->all())
     if (!expected.count(t->name) && !ignored_extra(t->name, cfg))

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 
+#include "formats/json_util.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -100,7 +101,7 @@ nlohmann::json yaml_to_json(const YAML::Node& n) {
 std::optional<nlohmann::json> read_json_file(const fs::path& p, std::vector<std::string>& warnings) {
   if (!present(p)) return std::nullopt;
   try {
-    return nlohmann::json::parse(read_file(p));
+    return parse_json(read_file(p), "");  // depth-limited: the page dumps what it reads
   } catch (const std::exception& e) {
     add_warning(warnings, fmt::format("{}: cannot be read as JSON ({})", p.filename().string(), e.what()));
     return std::nullopt;
@@ -230,7 +231,12 @@ RunReader::CachedFile& RunReader::refresh(const fs::path& path, bool keep_object
     pos = nl + 1;
     ++c.lines;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json j;
+    try {
+      j = parse_json(line, "");  // depth-limited, as above
+    } catch (const Error&) {
+      j = nlohmann::json::value_t::discarded;
+    }
     if (j.is_discarded() || !j.is_object()) {
       add_warning(c.cols.warnings, fmt::format("{} line {}: not a JSON object, skipped", name, c.lines));
       continue;

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "formats/json_util.h"
 #include "util/error.h"
 #include "util/parse.h"
 
@@ -190,9 +191,9 @@ Dataset load_dataset(const fs::path& path, const DatasetOptions& opts) {
         j = *parsed;
       } else {
         try {
-          j = ojson::parse(src_line);
-        } catch (const nlohmann::json::parse_error& e) {
-          throw Error("is not valid JSON ({})", e.what());
+          j = parse_json_ordered(src_line, "", static_cast<size_t>(line));
+        } catch (const Error& e) {
+          throw Error("is {}", e.what());
         }
       }
       if (ds.format == DatasetFormat::Auto) {
@@ -213,10 +214,9 @@ Dataset load_dataset(const fs::path& path, const DatasetOptions& opts) {
   if (first != std::string::npos && text[first] == '[') {  // a JSON array
     ojson arr;
     try {
-      arr = ojson::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw Error("{}: not valid JSON ({}); expected an array of records or one record per line", path.string(),
-                  e.what());
+      arr = parse_json_ordered(text, path.string());
+    } catch (const Error& e) {
+      throw Error("{}; expected an array of records or one record per line", e.what());
     }
     for (size_t i = 0; i < arr.size(); ++i) take("", static_cast<int64_t>(i + 1), &arr[i]);
   } else {

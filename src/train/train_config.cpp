@@ -1,5 +1,6 @@
 #include "train/train_config.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -180,17 +181,32 @@ void apply_yaml_file(TrainSettings& s, const fs::path& path) {
   YAML::Node root;
   try {
     root = YAML::Load(read_file(path));
+  } catch (const YAML::DeepRecursion& e) {  // its msg is a bare "bad file"
+    throw Error("{}:{}: not valid YAML (nested deeper than yaml-cpp's limit of 2000 levels); write one `key: value` "
+                "per line",
+                path.string(), e.mark.line + 1);
   } catch (const YAML::Exception& e) {
-    throw Error("{}:{}: not valid YAML ({}); write one `key: value` per line", path.string(), e.mark.line + 1, e.msg);
+    throw Error("{}:{}: not valid YAML ({}); write one `key: value` per line", path.string(), e.mark.line + 1,
+                e.msg);  // e.msg is yaml-cpp's reason alone ("illegal map value"), without its "yaml-cpp: error at" prefix
   }
   if (root.IsNull()) return;
   if (!root.IsMap()) throw Error("{}: expected a mapping of `key: value` lines", path.string());
   for (const auto& kv : root) {
+    // yaml-cpp's as<std::string>() throws "bad conversion" for a map or list: check first so
+    // the message is ours and names the line.
+    if (!kv.first.IsScalar())
+      throw Error("{}:{}: a setting name must be plain text, not a list or mapping; write `key: value`",
+                  path.string(), kv.first.Mark().line + 1);
     const std::string key = kv.first.as<std::string>();
     const std::string where = fmt::format("{}:{}", path.string(), kv.first.Mark().line + 1);
     std::string value;
     if (kv.second.IsSequence()) {
-      for (const auto& item : kv.second) value += (value.empty() ? "" : ",") + item.as<std::string>();
+      for (const auto& item : kv.second) {
+        if (!item.IsScalar())
+          throw Error("{}:{}: {}: each list item must be a plain value (text, number, true/false), not a {}",
+                      path.string(), item.Mark().line + 1, key, item.IsSequence() ? "list" : item.IsMap() ? "mapping" : "null");
+        value += (value.empty() ? "" : ",") + item.as<std::string>();
+      }
     } else if (kv.second.IsScalar()) {
       value = kv.second.as<std::string>();
     } else if (kv.second.IsNull()) {

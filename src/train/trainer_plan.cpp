@@ -1,32 +1,15 @@
 // The pre-flight memory plan: what a run will hold, computed from config.json and the file
-// sizes alone (before any weight is read), against MemAvailable.
-#include <fstream>
-#include <sstream>
+// sizes alone (before any weight is read), against the memory this process may take
+// (sys::memory_budget: MemAvailable, the cgroup limits, RLIMIT_AS).
 
 #include "formats/model_config.h"
 #include "lora/lora_config.h"
 #include "lora/lora_adapter.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/sysinfo.h"
 
 namespace lorafit {
-
-namespace {
-
-// MemAvailable in bytes, −1 when /proc/meminfo is absent (not Linux).
-double mem_available() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  double kb = 0;
-  std::string unit;
-  while (f >> key >> kb) {
-    std::getline(f, unit);
-    if (key == "MemAvailable:") return kb * 1024.0;
-  }
-  return -1;
-}
-
-}  // namespace
 
 MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_T, DType act) {
   MemoryPlan p;
@@ -61,7 +44,9 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
   p.activations = es * (s.gradient_checkpointing ? (L + 1) * N * C + 2 * per_set : (L + 1) * per_set);
   // Workspace: the lm-head + CE chunks and the row buffers (N·C) plus a margin for BLAS/threads.
   p.workspace = es * (4 * N * C + N * 4096.0) + 64.0 * 1024 * 1024;
-  p.available = mem_available();
+  const sys::MemoryBudget budget = sys::memory_budget();  // MemAvailable, cgroup v1/v2, RLIMIT_AS
+  p.available = static_cast<double>(budget.available_bytes);
+  p.available_source = budget.source;
   return p;
 }
 

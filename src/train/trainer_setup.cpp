@@ -119,13 +119,15 @@ void check_memory(Run& r) {
                   "batch {} tokens) + workspace {:.2f} GiB = {:.2f} GiB{}",
                   plan.weights / GiB, plan.lora_optimizer / GiB, plan.activations / GiB, longest_T,
                   plan.workspace / GiB, plan.total() / GiB,
-                  plan.available >= 0 ? fmt::format("; {:.2f} GiB available", plan.available / GiB) : ""));
+                  plan.available >= 0
+                      ? fmt::format("; {:.2f} GiB available ({})", plan.available / GiB, plan.available_source)
+                      : ""));
   if (s.device == "cpu" && plan.available >= 0 && plan.total() > plan.available)  // CPU: everything in RAM
     throw Error(
-        "the run needs about {:.2f} GiB but only {:.2f} GiB of RAM is available; lower cutoff_len or "
+        "the run needs about {:.2f} GiB but only {:.2f} GiB is available ({}); lower cutoff_len or "
         "per_device_train_batch_size (raise gradient_accumulation_steps to keep the same effective batch), "
         "keep gradient_checkpointing on, lower lora_r, or close other programs",
-        plan.total() / GiB, plan.available / GiB);
+        plan.total() / GiB, plan.available / GiB, plan.available_source);
 }
 
 void load_model(Run& r) {

@@ -28,6 +28,18 @@ struct HostMemory {
 };
 HostMemory host_memory();
 
+// Memory this process may still take: the smallest of MemAvailable (/proc/meminfo), each
+// cgroup memory limit above it (v2 memory.max or v1 memory.limit_in_bytes, minus the group's
+// usage less its reclaimable page cache, up the hierarchy) and RLIMIT_AS minus the address
+// space in use. `source` names the one that bounded it ("cgroup v2 memory.max of
+// /sys/fs/cgroup/x (1.00 GiB)"). The roots are parameters so tests can give fake trees.
+struct MemoryBudget {
+  int64_t available_bytes = -1;  // -1: nothing known
+  std::string source;
+};
+MemoryBudget memory_budget(const std::filesystem::path& proc = "/proc",
+                           const std::filesystem::path& cgroup_root = "/sys/fs/cgroup");
+
 struct DiskUsage {
   int64_t total_bytes = -1, free_bytes = -1;  // free = available to unprivileged users
 };
