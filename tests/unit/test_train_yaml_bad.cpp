@@ -61,7 +61,8 @@ TEST(TrainYamlBad, DeepNestingStopsAtTheDepthGuard) {
   std::string deep = "lora_target: ";
   for (int i = 0; i < 100000; ++i) deep += "[";
   YamlFile f(deep + "\n");
+  // yaml-cpp marks where it stopped: the end of input, line 2 (the file ends with a newline).
   EXPECT_EQ(f.error(), f.path.string() +
-                           ":1: not valid YAML (nested deeper than yaml-cpp's limit of 2000 levels); write one "
+                           ":2: not valid YAML (nested deeper than yaml-cpp's limit of 2000 levels); write one "
                            "`key: value` per line");
 }
