@@ -98,7 +98,10 @@ struct Served {
   std::unique_ptr<lorafit::track::DashboardServer> server;
   std::unique_ptr<httplib::Client> client;
   Served() {
-    server = lorafit::track::start_dashboard_background(fixture().runs, "127.0.0.1", 0);
+    lorafit::track::DashboardOptions options;
+    options.runs_dir = fixture().runs;
+    options.port = 0;  // any free port
+    server = lorafit::track::start_dashboard_background(options);
     client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
     client->Get("/api/metrics?id=long-run");  // warm the cache, as the page's first load does
     client->Get("/api/system?id=long-run");

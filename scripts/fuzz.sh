@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Fuzzes the safetensors reader with libFuzzer for SECONDS (default 60):
-#   bash scripts/fuzz.sh [SECONDS]
-# Configures build-fuzz with clang (ASan + UBSan + libFuzzer), builds fuzz_safetensors and
-# runs it on the seeds in fuzz/corpus/safetensors; new inputs go to build-fuzz/corpus.
-# A crash leaves build-fuzz/crash-<hash>: reproduce with
-#   build-fuzz/fuzz/fuzz_safetensors build-fuzz/crash-<hash>
+# Fuzzes every parser with libFuzzer under ASan + UBSan, SECONDS per target (default 60):
+#   bash scripts/fuzz.sh [SECONDS] [TARGET ...]      e.g. bash scripts/fuzz.sh 300 jinja dataset
+# Targets: safetensors json_config adapter tokenizer_json tokenizer_config jinja dataset yaml
+# dashboard_http (fuzz/fuzz_<target>.cpp). Configures build-fuzz with clang (-DLORAFIT_FUZZ=ON),
+# builds the targets and runs each on its seeds in fuzz/corpus/<target> (new inputs go to
+# build-fuzz/corpus/<target>), niced, one after another. Prints per target the inputs tried
+# (libFuzzer's number_of_executed_units), coverage and crashes, and a summary line; exits 1
+# if any target crashed. A crash leaves build-fuzz/crash-<target>-<hash>: reproduce with
+#   build-fuzz/fuzz/fuzz_<target> build-fuzz/crash-<target>-<hash>
+# then fix it, copy the input to fuzz/regressions/<target>/ (ctest replays it) and add a unit
+# test with the exact message where the class of bug needs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
+shift || true
+all=(safetensors json_config adapter tokenizer_json tokenizer_config jinja dataset yaml dashboard_http)
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 # libFuzzer's runtime is in Debian's libclang-rt-14-dev (clang 14 alone does not bring it).
+command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (apt-get install clang)"; exit 2; }
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
 echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' > "$probe/p.cpp"
@@ -21,9 +31,42 @@ if ! clang++ -fsanitize=fuzzer "$probe/p.cpp" -o "$probe/p" 2>/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libclang-rt-14-dev
 fi
 
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DLORAFIT_FUZZ=ON -DLORAFIT_CUDA=OFF -DLORAFIT_BENCH=OFF >/dev/null
-cmake --build build-fuzz --target fuzz_safetensors
-mkdir -p build-fuzz/corpus/safetensors
-build-fuzz/fuzz/fuzz_safetensors -max_total_time="$secs" -max_len=4096 -dict=fuzz/safetensors.dict \
-  -print_final_stats=1 -artifact_prefix=build-fuzz/ build-fuzz/corpus/safetensors fuzz/corpus/safetensors
+  -DLORAFIT_FUZZ=ON -DLORAFIT_CUDA=OFF -DLORAFIT_BENCH=OFF "${launcher[@]}" >/dev/null
+build_targets=()
+for t in "${targets[@]}"; do build_targets+=("fuzz_$t"); done
+nice cmake --build build-fuzz --target "${build_targets[@]}"
+
+# One thread each: the machine is shared. Leak checks are off (the parsers' caches are
+# process-lifetime by design); every other ASan/UBSan report is a crash.
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+total_units=0
+crashed=()
+printf '%-18s %12s %8s %8s %s\n' target inputs cov corpus result
+for t in "${targets[@]}"; do
+  mkdir -p "build-fuzz/corpus/$t"
+  dict=()
+  [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
+  log="build-fuzz/fuzz-$t.log"
+  set +e
+  nice -n 10 "build-fuzz/fuzz/fuzz_$t" -max_total_time="$secs" -max_len=65536 -timeout=20 -rss_limit_mb=4096 \
+    -print_final_stats=1 "${dict[@]}" -artifact_prefix="build-fuzz/crash-$t-" \
+    "build-fuzz/corpus/$t" "fuzz/corpus/$t" > "$log" 2>&1
+  rc=$?
+  set -e
+  units=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  corp=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  result=ok
+  if [ $rc -ne 0 ]; then
+    result="CRASH (rc $rc): $(ls -t build-fuzz/crash-$t-* 2>/dev/null | head -1); see $log"
+    crashed+=("$t")
+  fi
+  total_units=$((total_units + ${units:-0}))
+  printf '%-18s %12s %8s %8s %s\n' "$t" "${units:-?}" "${cov:-?}" "${corp:-?}" "$result"
+done
+echo "fuzz: ${#targets[@]} targets x ${secs}s, ${total_units} inputs tried, ${#crashed[@]} crashed${crashed[*]:+: ${crashed[*]}}"
+[ ${#crashed[@]} -eq 0 ]

@@ -5,7 +5,10 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libpcre2-dev libutf8proc-dev
       libopenblas-openmp-dev libcpp-httplib-dev libfmt-dev libgtest-dev libbenchmark-dev
-      chromium)  # chromium: the dashboard's headless browser test (tests/browser/)
+      libedit-dev  # chat line editing and history (BSD licence, unlike GNU readline's GPL)
+      chromium     # the dashboard's headless browser test (tests/browser/)
+      tmux         # the chat line-editing test drives a real terminal (tests/cli/chat_tty.sh)
+      clang libclang-rt-14-dev)  # the libFuzzer targets (scripts/fuzz.sh; test.sh runs them briefly)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

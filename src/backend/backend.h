@@ -4,8 +4,11 @@
 // heads, Hkv kv heads, D head dim, F ffn width, V vocab.
 // Contract: ops write their outputs first in the argument list; activation outputs and
 // activation gradients are overwritten (=); parameter gradients accumulate (+=).
-// Tensors are contiguous row-major views on this backend's device. Activations are F32 on
-// the CPU backend (BF16 on CUDA); weights may be F32, BF16 or F16 on either.
+// Tensors are contiguous row-major views on this backend's device. Activations are F32 or
+// BF16 (one dtype per run, docs/precision.md); weights may be F32, BF16 or F16. Arithmetic is
+// fp32 either way; with BF16 activations an op rounds where torch's bf16 op rounds (each op's
+// BF16 line below, "bf16:"), so a bf16 run follows transformers under torch.autocast(bf16).
+// Saved statistics (rstd, lse), losses and everything of the optimizer stay F32.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -38,6 +41,7 @@ enum class Op {
   SumSquares,
   KvCacheWrite,
   AttentionDecode,
+  Convert,
 };
 
 struct AdamWParams {
@@ -61,58 +65,79 @@ class Backend {
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void sync() = 0;
 
+  // out = in converted to out's dtype (F32 or BF16; in F32, BF16 or F16), rounding to nearest
+  // even; same numel. A same-dtype convert is a copy.
+  virtual void convert(Tensor out, Tensor in) = 0;
+
   // ---- forward ops ----
   // out (N,C) = table[ids] ; ids (N) I32, table (V,C)
   virtual void embedding_forward(Tensor out, Tensor ids, Tensor table) = 0;
   // out (N,C) = x · rsqrt(mean(x²) + eps) · w ; rstd (N) F32 is saved for the backward (may be empty)
+  // bf16: out = bf16(w · bf16(x·rstd)) (Qwen2RMSNorm: normalise in fp32, .to(bf16), × weight)
   virtual void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) = 0;
   // out (M,N) = alpha · op(a) · op(b) + beta · out, op(t) = tᵀ when trans. A linear layer is
   // matmul(out, x, false, W, true, 1, 0) with W (O,I) as Hugging Face stores it.
+  // bf16 (a is BF16): a bf16 GEMM as autocast runs it: b is used rounded to bf16 (an F32 b such
+  // as a LoRA master is rounded on the fly), products exact, sums fp32, and a BF16 out is
+  // rounded once: out = bf16(alpha·op(a)·op(b) + beta·out). An F32 out is not rounded.
   virtual void matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha,
                       float beta) = 0;
-  // out (N,O) += bias (O)
+  // out (N,O) += bias (O). bf16: out = bf16(out + bias).
   virtual void add_bias(Tensor out, Tensor bias) = 0;
   // x (N,H,D) rotated in place by pos (N) I32: rotate_half pairing (i with i + D/2), angle
   // pos·rope.inv_freq[i] in fp32, cos and sin times rope.attention_scaling (formats/rope.h).
+  // bf16: cos/sin (scaled in fp32) rounded to bf16 (the rotary embedding's .to(x.dtype)), then
+  // x' = bf16(bf16(x·cos) + bf16(rotate_half(x)·sin)) (three bf16 ops of apply_rotary_pos_emb).
   virtual void rope_forward(Tensor x, Tensor pos, const RopeTable& rope) = 0;
   // Causal GQA attention, scale D^-0.5. q (B,T,H,D), k/v (B,T,Hkv,D), out (B,T,H,D),
   // lse (B,H,T) F32 log-sum-exp of the scaled scores (saved for the backward; may be empty).
   // seg (B,T) I32 or empty: a query attends only to earlier keys with the same seg value
   // (packed samples); padding needs no mask because attention is causal and right-padded.
   virtual void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor seg) = 0;
-  // out (N,F) = silu(gate) · up
+  // out (N,F) = silu(gate) · up. bf16: out = bf16(bf16(silu(gate)) · up) (act_fn, then the product)
   virtual void swiglu_forward(Tensor out, Tensor gate, Tensor up) = 0;
-  // out = a + b (out may alias a or b)
+  // out = a + b (out may alias a or b); dtypes may differ (e.g. an F32 gradient += a BF16
+  // piece); the sum is fp32, rounded once to out's dtype.
   virtual void add(Tensor out, Tensor a, Tensor b) = 0;
-  // x *= s
+  // x *= s (rounded to x's dtype); s == 0 writes zeros (as BLAS beta = 0 ignores the old values).
   virtual void scale(Tensor x, float s) = 0;
   // out = x · mask / (1 − p), mask[i] = keep(seed, i) with probability 1 − p from a
   // counter-based hash, so the backward is the same call on the gradient with the same seed.
+  // bf16: out = bf16(x · mask / (1 − p)) (PEFT drops in fp32; the LoRA A GEMM then rounds).
   virtual void dropout(Tensor out, Tensor x, float p, uint64_t seed) = 0;
   // Fused lm-head + cross-entropy in vocabulary chunks (never the (N,V) fp32 logits):
   // loss (N) F32 = lse_n − x_n·w[target_n] for target_n ≠ −100, 0 otherwise; lse (N) F32.
   // x (N,C), w (V,C), targets (N) I32.
+  // bf16: the logits are rounded to bf16 (the bf16 lm_head output), then .float() and the
+  // cross-entropy in fp32, as transformers' ForCausalLMLoss.
   virtual void lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, Tensor targets) = 0;
 
   // ---- KV cache (generation) ----
   // k_cache/v_cache (B,S,Hkv,D), S = capacity: rows [p0, p0+T) of each batch row = k/v (B,T,Hkv,D).
+  // The cache has the activation dtype (a BF16 cache for a bf16 run).
   virtual void kv_cache_write(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, int64_t p0) = 0;
   // Causal GQA attention of T new queries at positions p0..p0+T−1 over the cache: q (B,T,H,D),
   // k_cache/v_cache (B,S,Hkv,D) with S ≥ p0+T, out (B,T,H,D); query t attends keys s ≤ p0+t.
   // The arithmetic of attention_forward per query, so a decode step equals the full forward's
-  // row for the same q/k/v exactly.
+  // row for the same q/k/v exactly (bf16 too: the same rounding of P as attention_forward).
   virtual void attention_decode(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, int64_t p0) = 0;
 
   // ---- backward ops ----
+  // bf16: g = bf16(dout·w) (the weight product's backward), dx = bf16(fp32 backward of the norm).
   virtual void rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor w, Tensor rstd) = 0;
   // dbias (O) += Σ_n dout (N,O)
   virtual void bias_grad(Tensor dbias, Tensor dout) = 0;
-  // dx (N,H,D) rotated back in place (rotation by −angle, times attention_scaling)
+  // dx (N,H,D) rotated back in place (rotation by −angle, times attention_scaling). bf16: with
+  // bf16 cos/sin, dx1' = bf16(bf16(dx1·cos) + bf16(dx2·sin)), dx2' = bf16(bf16(dx2·cos) − bf16(dx1·sin)).
   virtual void rope_backward(Tensor dx, Tensor pos, const RopeTable& rope) = 0;
+  // bf16: the fp32 backward of the bf16 inputs (P recomputed from lse), dq/dk/dv rounded once.
   virtual void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k,
                                   Tensor v, Tensor out, Tensor lse, Tensor seg) = 0;
+  // bf16: a = bf16(silu(gate)); dup = bf16(dout·a); dgate = bf16(bf16(dout·up) · silu'(gate)).
   virtual void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) = 0;
   // dx (N,C) = Σ_v dloss_n · (softmax(x_n·wᵀ)_v − [v = target_n]) · w_v ; dloss (N) F32
+  // bf16: softmax of the bf16-rounded logits; dlogits rounded to bf16 (the .float() cast's
+  // backward) before the GEMM with w; dx summed in fp32 and rounded once.
   virtual void lmhead_ce_backward(Tensor dx, Tensor dloss, Tensor x, Tensor w, Tensor targets,
                                   Tensor lse) = 0;
 

@@ -1,18 +1,29 @@
-// lorafit demo: the reference recipe (DISC legal QA, ChatML with the legal system prompt,
-// LoRA r 64 / alpha 16 / dropout 0.1 on all seven projections, batch 2 × 8, linear lr, cutoff
-// 384) end to end on a tiny RANDOM Qwen2-shaped model and the bundled 300 DISC-Law-Eval
-// records, in a few minutes on a CPU (learning_rate 2e-3 instead of 1e-4: a random model needs
-// it to move in 17 steps). Any train setting can be overridden (--max_steps 3).
+// lorafit demo: two short runs on bundled models, no download, a few minutes on a CPU.
+//  Part 1, the pipeline: the reference recipe (DISC legal QA, ChatML with the legal system
+//   prompt, LoRA r 64 / alpha 16 / dropout 0.1 on all seven projections, batch 2 × 8, linear
+//   lr, cutoff 384) on a tiny RANDOM Qwen2-shaped model with the real Qwen2.5 tokenizer
+//   (learning_rate 2e-3 instead of 1e-4 so that 17 steps move it). A random model learns no
+//   law in minutes; this part shows that every stage runs, honestly labelled.
+//  Part 2, the learning: the real pretrained stories260K model (llama2.c TinyStories) is
+//   LoRA-trained on 20 short stories about a dragon named Zuzu (4 more held out for the eval
+//   loss); its greedy continuations before and after, of the stories' opening and of a
+//   sentence no trained story contains, show learning anyone can check by eye.
+// Any `lorafit train` flag changes part 1 (--max_steps 3); --output_dir DIR moves the runs
+// folder (default ./lorafit-demo: DIR/recipe and DIR/stories).
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
 #include "cli/train_common.h"
+#include "generate/inference.h"
 #include "train/demo_model.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/sysinfo.h"
 
 namespace lorafit::cli {
 
@@ -27,24 +38,48 @@ std::string one_line(std::string s, size_t max_bytes) {
   return s.substr(0, cut) + "…";
 }
 
-void run_demo(const std::vector<std::string>& args) {
-  const fs::path src = LORAFIT_SOURCE_DIR;
-  const fs::path model_dir = default_demo_model_dir();
-  std::printf("lorafit demo: the DISC-Law recipe on a tiny model with RANDOM weights (hidden 64, 2 layers, the real "
-              "Qwen2.5 tokenizer).\nIt knows nothing: its answers start as gibberish, and a few minutes of training "
-              "only pull them towards the legal data's most frequent tokens; nothing becomes correct. The recipe is "
-              "the reference one except learning_rate 2e-3 (not 1e-4), so that 17 steps move a random model "
-              "visibly.\nFor real results train a real model with `lorafit train --config "
-              "examples/disc-law-qwen2.5-7b.yaml`.\n\n");
-  if (ensure_demo_model(model_dir, src / "tests/data/qwen-tokenizer/qwen2.5"))
-    std::printf("created the demo model in %s\n", model_dir.string().c_str());
-  else
-    std::printf("demo model: %s\n", model_dir.string().c_str());
+// The bundled data: the source tree's tests/data, else an installed share/lorafit/data.
+fs::path data_root() {
+  const fs::path src = fs::path(LORAFIT_SOURCE_DIR) / "tests/data";
+  if (fs::exists(src / "stories260K/model.safetensors")) return src;
+  const fs::path exe = sys::executable_path();
+  const fs::path installed = exe.parent_path().parent_path() / "share/lorafit/data";
+  if (!exe.empty() && fs::exists(installed / "stories260K/model.safetensors")) return installed;
+  throw Error("the demo's bundled data is neither in {} nor in {}; run the demo from a source build or reinstall",
+              src.string(), installed.string());
+}
 
-  // The reference recipe, on 297 training records; 3 held-out questions for before/after.
+// A folder the demo must write: created and probed; one line naming it and the way out.
+void check_writable(const fs::path& dir, const std::string& how_to_move) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const fs::path probe = dir / ".lorafit-write-test";
+  std::FILE* f = ec ? nullptr : std::fopen(probe.c_str(), "w");
+  if (!f)
+    throw Error("the demo needs to write to {} but cannot ({}); {}", dir.string(),
+                ec ? ec.message() : std::string(std::strerror(errno)), how_to_move);
+  std::fclose(f);
+  fs::remove(probe, ec);
+}
+
+// Takes --output_dir DIR out of `args` (the demo's runs folder, not part 1's run folder).
+fs::path take_runs_dir(std::vector<std::string>& args) {
+  fs::path dir = "lorafit-demo";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--output_dir" && i + 1 < args.size()) {
+      dir = args[i + 1];
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+      break;
+    }
+  }
+  return fs::absolute(dir).lexically_normal();
+}
+
+TrainResult part1_recipe(const fs::path& data, const fs::path& model_dir, const fs::path& out,
+                         const std::vector<std::string>& user) {
   std::vector<std::string> a = {"--model_name_or_path", model_dir.string(),
-                                "--data", (src / "tests/data/disc-law/disc_law_eval_sft.jsonl").string(),
-                                "--output_dir", "lorafit-demo",
+                                "--data", (data / "disc-law/disc_law_eval_sft.jsonl").string(),
+                                "--output_dir", out.string(),
                                 "--overwrite_output_dir", "true",
                                 "--system", "你是一个法律专家，请根据用户的问题给出专业的回答",
                                 "--dataset_format", "pair",
@@ -56,42 +91,151 @@ void run_demo(const std::vector<std::string>& args) {
                                 "--learning_rate", "2e-3", "--lr_scheduler_type", "linear", "--num_train_epochs", "1",
                                 "--logging_steps", "2", "--save_steps", "100", "--gradient_checkpointing", "true",
                                 "--num_samples", "3", "--max_new_tokens", "24"};
-  a.insert(a.end(), args.begin(), args.end());  // the user's flags win
-  const TrainSettings s = parse_train_args(a);
+  a.insert(a.end(), user.begin(), user.end());  // the user's flags win
   TrainHooks hooks;
   hooks.generate = greedy_generate_fn();
   hooks.lorafit_version = LORAFIT_VERSION;
   hooks.eval_before = true;
-  const TrainResult r = run_training(s, hooks);
+  hooks.progress_label = "part 1";
+  hooks.resume_command = resume_command();
+  return run_training(parse_train_args(a), hooks);
+}
 
-  std::printf("\n=== before and after (greedy answers to 3 held-out questions) ===\n");
-  for (size_t i = 0; i < r.samples_before.size(); ++i) {
-    std::printf("\nQ%zu: %s\n", i + 1, one_line(r.samples_before[i].question, 150).c_str());
-    std::printf("  before: %s\n", one_line(r.samples_before[i].answer, 150).c_str());
-    if (i < r.samples_after.size()) std::printf("  after:  %s\n", one_line(r.samples_after[i].answer, 150).c_str());
-    std::printf("  truth:  %s\n", one_line(r.samples_before[i].reference, 150).c_str());
+const char* kStoriesOpening = "Once upon a time, there was a little";
+const char* kHeldOutPrompt = "Tom went to the park. He saw a little dragon named";
+
+TrainResult part2_stories(const fs::path& data, const fs::path& out) {
+  const std::vector<std::string> a = {
+      "--model_name_or_path", (data / "stories260K").string(), "--data", (data / "demo/zuzu_stories.jsonl").string(),
+      "--output_dir", out.string(), "--overwrite_output_dir", "true", "--dataset_format", "text",
+      "--eval_range", "0:4", "--lora_target", "all-linear", "--lora_r", "8", "--lora_alpha", "16",
+      "--learning_rate", "5e-3", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
+      "--num_train_epochs", "4", "--logging_steps", "1", "--save_steps", "1000", "--num_samples", "0"};
+  TrainHooks hooks;
+  hooks.lorafit_version = LORAFIT_VERSION;
+  hooks.eval_before = true;
+  hooks.progress_label = "part 2";
+  hooks.resume_command = resume_command();
+  return run_training(parse_train_args(a), hooks);
+}
+
+struct Continuation {
+  std::string label, prompt, before, after;
+};
+
+// Greedy continuations of the two prompts by the base model and with the trained adapter.
+std::vector<Continuation> continuations(const fs::path& model, const fs::path& adapter) {
+  InferenceOptions o;
+  o.model = model.string();
+  o.adapters = {adapter.string()};
+  o.raw = true;
+  Inference inf(o);
+  std::vector<Continuation> got = {{"the stories' opening (trained)", kStoriesOpening, "", ""},
+                                   {"a sentence no trained story has (held out)", kHeldOutPrompt, "", ""}};
+  for (Continuation& c : got) {
+    const std::vector<int32_t> prompt = inf.encode_prompt(c.prompt, std::nullopt);
+    GenerateSettings gs;
+    gs.max_new_tokens = 40;
+    gs.eos_ids = inf.defaults().eos_ids;
+    for (const LoraParams* lora : {static_cast<const LoraParams*>(nullptr), inf.default_adapter()}) {
+      Generator g(inf.model(), static_cast<int64_t>(prompt.size()) + gs.max_new_tokens, lora);
+      GenerateResult r = g.generate(prompt, gs);
+      if (r.stop == StopReason::Eos && !r.ids.empty()) r.ids.pop_back();
+      (lora ? c.after : c.before) = inf.tokenizer()->decode(r.ids);
+    }
   }
-  std::printf("\nloss: %.4f at step %lld -> %.4f at step %lld",
-              r.first_loss, static_cast<long long>(r.loss_curve.empty() ? 0 : r.loss_curve.front().first),
-              r.last_loss, static_cast<long long>(r.steps));
-  if (r.eval_loss_before >= 0 && r.eval_loss_after >= 0)
-    std::printf("; held-out eval loss %.4f -> %.4f", r.eval_loss_before, r.eval_loss_after);
-  std::printf("\nadapter: %s (PEFT format; tokenizer and chat template included)\n",
-              fs::absolute(r.final_dir).string().c_str());
-  std::printf("run folder: %s (config.yaml, metrics.jsonl, samples.jsonl)\n",
-              fs::absolute(s.output_dir).string().c_str());
-  std::printf("try it:  lorafit chat --model %s --adapter %s\n", model_dir.string().c_str(),
-              fs::absolute(r.final_dir).string().c_str());
+  return got;
+}
+
+void write_continuations(const fs::path& file, const std::vector<Continuation>& cs) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::array();
+  for (const Continuation& c : cs)
+    j.push_back({{"label", c.label}, {"prompt", c.prompt}, {"before", c.before}, {"after", c.after}});
+  write_file_atomic(file, j.dump(2) + "\n");
+}
+
+std::string loss_cell(double v) { return v >= 0 ? fmt::format("{:.4f}", v) : "-"; }
+
+void print_summary(const TrainResult& r1, const TrainResult& r2, const std::vector<Continuation>& cs,
+                   const fs::path& runs, const fs::path& model_dir, const fs::path& data) {
+  std::printf("\n=== part 1: the recipe on a RANDOM model (a pipeline check: nothing is learned) ===\n");
+  for (size_t i = 0; i < r1.samples_before.size(); ++i) {
+    std::printf("Q%zu: %s\n", i + 1, one_line(r1.samples_before[i].question, 120).c_str());
+    std::printf("  before: %s\n", one_line(r1.samples_before[i].answer, 120).c_str());
+    if (i < r1.samples_after.size()) std::printf("  after:  %s\n", one_line(r1.samples_after[i].answer, 120).c_str());
+    std::printf("  truth:  %s\n", one_line(r1.samples_before[i].reference, 120).c_str());
+  }
+  std::printf("\n=== part 2: stories260K (a real 260K-parameter TinyStories model) learns a new character ===\n");
+  std::printf("trained: 20 stories about a little dragon named Zuzu who bakes cakes; held out: 4 more for the loss,\n"
+              "and the second prompt below, which no trained story contains. This is memorisation of a tiny\n"
+              "data set by a tiny model: the same mechanism that adapts a real model to a field.\n");
+  for (const Continuation& c : cs) {
+    std::printf("\nprompt, %s: \"%s\"\n", c.label.c_str(), c.prompt.c_str());
+    std::printf("  before: %s\n", one_line(c.before, 150).c_str());
+    std::printf("  after:  %s\n", one_line(c.after, 150).c_str());
+  }
+  std::printf("\n=== before -> after ===\n");
+  std::printf("%-44s %10s %10s\n", "", "before", "after");
+  std::printf("%-44s %10s %10s\n", "part 1 training loss (first/last log)", loss_cell(r1.first_loss).c_str(),
+              loss_cell(r1.last_loss).c_str());
+  std::printf("%-44s %10s %10s\n", "part 1 held-out loss (3 questions)", loss_cell(r1.eval_loss_before).c_str(),
+              loss_cell(r1.eval_loss_after).c_str());
+  std::printf("%-44s %10s %10s\n", "part 2 training loss (step 1 / last step)", loss_cell(r2.first_loss).c_str(),
+              loss_cell(r2.last_loss).c_str());
+  std::printf("%-44s %10s %10s\n", "part 2 held-out loss (4 stories)", loss_cell(r2.eval_loss_before).c_str(),
+              loss_cell(r2.eval_loss_after).c_str());
+  const std::string bin = self_command();
+  std::printf("\nruns folder: %s (each run: config.yaml, metrics.jsonl, samples.jsonl, train.log, final/)\n",
+              runs.string().c_str());
+  std::printf("next steps (each works as printed):\n");
+  std::printf("  watch the runs:  %s dashboard %s   (then open http://127.0.0.1:7860/)\n", bin.c_str(),
+              shell_quote(runs.string()).c_str());
+  std::printf("  try part 2:      %s generate --model %s --adapter %s --raw --max_new_tokens 40 --prompt %s\n",
+              bin.c_str(), shell_quote((data / "stories260K").string()).c_str(),
+              shell_quote((runs / "stories/final").string()).c_str(), shell_quote(kHeldOutPrompt).c_str());
+  std::printf("  chat (part 1):   %s chat --model %s --adapter %s\n", bin.c_str(),
+              shell_quote(model_dir.string()).c_str(), shell_quote(fs::absolute(r1.final_dir).string()).c_str());
+  std::printf("a real run (Qwen2.5-7B-Instruct on DISC-Law-SFT): README.md, \"From the demo to a real run\"\n");
+}
+
+void run_demo(std::vector<std::string> args) {
+  const fs::path data = data_root();
+  const fs::path runs = take_runs_dir(args);
+  const fs::path model_dir = default_demo_model_dir();
+  check_writable(runs, "run it from a writable folder or pass --output_dir DIR");
+  check_writable(model_dir.parent_path(),
+                 "set XDG_CACHE_HOME to a writable folder (the demo model and tokenized data are cached there)");
+  std::printf("lorafit demo: two short runs on bundled models, no download.\n"
+              "  part 1: the DISC-Law recipe on a tiny model with RANDOM weights (hidden 64, 2 layers, the real Qwen2.5\n"
+              "          tokenizer): every stage of a real run, but a random model learns no law in minutes, so its\n"
+              "          answers stay gibberish (learning_rate 2e-3 instead of 1e-4 so that 17 steps move it).\n"
+              "  part 2: a real pretrained model (stories260K) learns a new character from 20 short stories; its\n"
+              "          continuations before and after show the learning.\n\n");
+  if (ensure_demo_model(model_dir, data / "qwen-tokenizer/qwen2.5"))
+    std::printf("created the demo model in %s\n", model_dir.string().c_str());
+  else
+    std::printf("demo model: %s\n", model_dir.string().c_str());
+
+  const TrainResult r1 = part1_recipe(data, model_dir, runs / "recipe", args);
+  exit_if_interrupted(r1);
+  std::printf("\n");
+  const TrainResult r2 = part2_stories(data, runs / "stories");
+  exit_if_interrupted(r2);
+  const std::vector<Continuation> cs = continuations(data / "stories260K", r2.final_dir);
+  write_continuations(runs / "stories/continuations.json", cs);
+  print_summary(r1, r2, cs, runs, model_dir, data);
 }
 
 void setup(CLI::App& sub) {
   sub.allow_extras();
-  sub.footer("Any `lorafit train` setting may be given to change the recipe, e.g. --max_steps 3 or --output_dir DIR.");
+  sub.footer(
+      "Any `lorafit train` setting changes part 1 (the recipe), e.g. --max_steps 3; --output_dir DIR moves the runs "
+      "folder (default ./lorafit-demo).");
   sub.callback([&sub] { run_demo(sub.remaining()); });
 }
 
-const bool registered =
-    register_command("demo", "train the legal-QA recipe on a tiny random model in a few minutes (CPU)", setup);
+const bool registered = register_command(
+    "demo", "two short runs on bundled models: the legal recipe's pipeline, and a real model learning (CPU)", setup);
 
 }  // namespace
 

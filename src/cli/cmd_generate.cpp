@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "formats/json_util.h"
 #include "cli/gen_flags.h"
+#include "util/parse.h"
 #include "util/signals.h"
 
 namespace lorafit::cli {
@@ -24,29 +26,6 @@ struct GenerateOptions {
   bool json = false;
 };
 
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  size_t start = 0;
-  for (int item = 1;; ++item) {
-    const size_t end = text.find(',', start);
-    const std::string tok = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(tok, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (tok.empty() || used != tok.size() || v < INT32_MIN || v > INT32_MAX)
-      throw Error("--input_ids: item {} (\"{}\") is not an integer token id; expected comma-separated ids such as 1,2,3",
-                  item, tok);
-    ids.push_back(static_cast<int32_t>(v));
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return ids;
-}
-
 void run_generate(GenerateOptions& o) {
   const int given = !o.prompt.empty() + !o.messages.empty() + !o.input_ids.empty();
   if (given != 1)
@@ -58,16 +37,11 @@ void run_generate(GenerateOptions& o) {
 
   std::vector<int32_t> prompt;
   if (!o.input_ids.empty()) {
-    prompt = parse_ids(o.input_ids);
+    prompt = parse_token_ids(o.input_ids, "--input_ids");
   } else if (!o.prompt.empty()) {
     prompt = inf.encode_prompt(o.prompt, o.f.system);
   } else {
-    nlohmann::ordered_json m;
-    try {
-      m = nlohmann::ordered_json::parse(read_file(o.messages));
-    } catch (const nlohmann::json::exception& e) {
-      throw Error("--messages {}: not valid JSON ({})", o.messages, e.what());
-    }
+    const nlohmann::ordered_json m = parse_json_ordered(read_file(o.messages), "--messages " + o.messages);
     prompt = inf.encode_messages(m, "--messages " + o.messages);
   }
   const int64_t ctx = context_length(inf.model().config());

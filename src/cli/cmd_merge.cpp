@@ -1,6 +1,6 @@
 // lorafit merge: a PEFT adapter merged into its base model, written as a normal Hugging Face
 // folder that transformers loads as it is.
-//   lorafit merge --adapter DIR --output DIR [--model DIR] [--max_shard_size 2GB]
+//   lorafit merge --adapter DIR --output_dir DIR [--model DIR] [--max_shard_size 2GB]
 // W' = round(W + s·B·A) in fp32, rounded once to the base dtype (generate/adapter.h).
 #include <cstdio>
 #include <memory>
@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "generate/adapter.h"
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace lorafit::cli {
 
@@ -20,22 +21,17 @@ struct MergeOptions {
 
 // "2GB", "500MB", "1.5GB", "100KB", "123" (bytes); decimal units as transformers' max_shard_size.
 int64_t parse_size(const std::string& s) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  const std::string unit = used ? s.substr(used) : "";
+  const size_t unit_at = s.find_last_of("0123456789.") + 1;  // 0 when there is no digit
+  const std::string unit = s.substr(unit_at);
+  const std::optional<double> v = try_parse_double(std::string_view(s).substr(0, unit_at));
   double mult = 0;
   if (unit.empty() || unit == "B") mult = 1;
   else if (unit == "KB") mult = 1e3;
   else if (unit == "MB") mult = 1e6;
   else if (unit == "GB") mult = 1e9;
-  if (!used || mult == 0 || !(v > 0))
+  if (!v || mult == 0 || !(*v > 0))
     throw Error("--max_shard_size \"{}\": expected a size such as 2GB, 500MB or 1000000", s);
-  return static_cast<int64_t>(v * mult);
+  return static_cast<int64_t>(*v * mult);
 }
 
 void run_merge(const MergeOptions& o) {
@@ -49,9 +45,9 @@ void run_merge(const MergeOptions& o) {
 
 void setup(CLI::App& sub) {
   auto o = std::make_shared<MergeOptions>();
-  sub.add_option("--model", o->model, "base model folder (default: the adapter's base_model_name_or_path)");
-  sub.add_option("--adapter", o->adapter, "PEFT adapter folder")->required();
-  sub.add_option("--output", o->output, "new folder for the merged model (must not exist)")->required();
+  sub.add_option("--model,--model_name_or_path", o->model, "base model folder (default: the adapter's base_model_name_or_path)");
+  sub.add_option("--adapter,--adapter_name_or_path", o->adapter, "PEFT adapter folder")->required();
+  sub.add_option("--output_dir,--output", o->output, "new folder for the merged model (must not exist)")->required();
   sub.add_option("--max_shard_size", o->max_shard_size, "largest safetensors shard, e.g. 2GB or 500MB")
       ->capture_default_str();
   sub.callback([o] { run_merge(*o); });

@@ -19,42 +19,16 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_config.h"
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace lorafit::cli {
 
 namespace {
 
 struct ScoreOptions {
-  std::string model, input_ids, text, dump, adapter, device = "cpu";
+  std::string model, input_ids, text, dump, adapter, device = "cpu", dtype = "auto";
   bool json = false;
 };
-
-// "1,410,469,347" → ids; every item must be a decimal integer that fits int32.
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  size_t start = 0;
-  for (int item = 1;; ++item) {
-    const size_t end = text.find(',', start);
-    std::string tok = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    while (!tok.empty() && tok.front() == ' ') tok.erase(tok.begin());
-    while (!tok.empty() && tok.back() == ' ') tok.pop_back();
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(tok, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (tok.empty() || used != tok.size() || v < INT32_MIN || v > INT32_MAX)
-      throw Error("--input_ids: item {} (\"{}\") is not an integer token id; expected comma-separated ids such as "
-                  "1,410,469,347",
-                  item, tok);
-    ids.push_back(static_cast<int32_t>(v));
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return ids;
-}
 
 // --text through the model folder's tokenizer, with BOS first when add_bos_token is set.
 std::vector<int32_t> encode_text(const fs::path& dir, const std::string& text) {
@@ -78,12 +52,16 @@ std::vector<int32_t> encode_text(const fs::path& dir, const std::string& text) {
 void run_score(const ScoreOptions& o) {
   if (o.input_ids.empty() == o.text.empty())
     throw Error("score: give the tokens to score with exactly one of --input_ids 1,410,469,347 or --text \"...\"");
-  const std::vector<int32_t> ids = o.text.empty() ? parse_ids(o.input_ids) : encode_text(o.model, o.text);
+  const std::vector<int32_t> ids = o.text.empty() ? parse_token_ids(o.input_ids, "--input_ids") : encode_text(o.model, o.text);
   const char* what = o.text.empty() ? "--input_ids" : "--text";
   if (ids.size() < 2)
     throw Error("{}: {} token(s); scoring needs at least 2 (the first token has no prediction)", what, ids.size());
   auto be = make_backend(o.device);
-  Model model(*be, o.model);
+  const DType act = inference_act_dtype(o.dtype, o.device, fs::path(o.model));
+  Model model(*be, o.model, act);
+  if (model.weights_rounded())
+    fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",
+               dtype_name(model.checkpoint_dtype()));
   model.check_input(ids, static_cast<int64_t>(ids.size()), what);
 
   std::unique_ptr<LoraParams> lora;  // --adapter: a PEFT adapter folder applied unmerged
@@ -93,7 +71,7 @@ void run_score(const ScoreOptions& o) {
     lora->set_dropout(0.0f);
   }
   ActivationArena acts(*be, model.config(), 1, static_cast<int64_t>(ids.size()), model.config().num_layers,
-                       lora.get());
+                       lora.get(), false, model.act_dtype());
   acts.set_tokens(ids);
   model.forward(acts, lora.get());
   if (!o.dump.empty()) acts.save(o.dump);  // every named intermediate, layer by layer
@@ -108,8 +86,9 @@ void run_score(const ScoreOptions& o) {
     return;
   }
   const ModelConfig& c = model.config();
-  std::printf("model %s (%s, %d layers, hidden %d, vocab %d, %s weights)\n", o.model.c_str(), c.model_type.c_str(),
-              c.num_layers, c.hidden_size, c.vocab_size, std::string(dtype_name(model.weights().dtype())).c_str());
+  std::printf("model %s (%s, %d layers, hidden %d, vocab %d, %s weights, %s activations)\n", o.model.c_str(),
+              c.model_type.c_str(), c.num_layers, c.hidden_size, c.vocab_size,
+              std::string(dtype_name(model.weights().dtype())).c_str(), std::string(dtype_name(act)).c_str());
   std::printf("%6s %10s %10s %12s %10s\n", "pos", "token", "next", "nll", "p(next)");
   for (size_t i = 0; i < nll.size(); ++i)
     std::printf("%6zu %10d %10d %12.6f %10.6f\n", i, ids[i], ids[i + 1], nll[i], std::exp(-nll[i]));
@@ -118,13 +97,15 @@ void run_score(const ScoreOptions& o) {
 
 void setup(CLI::App& sub) {
   auto o = std::make_shared<ScoreOptions>();
-  sub.add_option("--model", o->model, "Hugging Face model folder (config.json + model.safetensors)")->required();
+  sub.add_option("--model,--model_name_or_path", o->model, "Hugging Face model folder (config.json + model.safetensors)")->required();
   sub.add_option("--input_ids", o->input_ids, "comma-separated token ids to score, e.g. 1,410,469,347");
   sub.add_option("--text", o->text, "text to score, tokenized with the model folder's tokenizer");
   sub.add_flag("--json", o->json, "print {\"mean_nll\": x, \"token_nll\": [...]} instead of a table");
-  sub.add_option("--adapter", o->adapter, "PEFT adapter folder (adapter_config.json + adapter_model.safetensors)");
+  sub.add_option("--adapter,--adapter_name_or_path", o->adapter, "PEFT adapter folder (adapter_config.json + adapter_model.safetensors)");
   sub.add_option("--dump", o->dump, "also write every named intermediate of the forward to this .safetensors file");
   sub.add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+  sub.add_option("--dtype", o->dtype, "activations: auto (the checkpoint's dtype on cuda, f32 on cpu), bf16 or f32")
+      ->capture_default_str();
   sub.callback([o] { run_score(*o); });
 }
 

@@ -2,8 +2,8 @@
 //   lorafit tokenize --tokenizer DIR --file F --json     -> [1,2,3]   (scripts rely on this form)
 //   lorafit tokenize --tokenizer DIR --text "..." [--pieces]
 //   lorafit tokenize --tokenizer DIR --count data.jsonl  -> records, total, min/mean/p50/p95/max
-//   lorafit tokenize --tokenizer DIR --chat messages.json [--add-generation-prompt] [--json]
-// Ids never include BOS/EOS unless --add-special-tokens (the post-processor's template).
+//   lorafit tokenize --tokenizer DIR --chat messages.json [--add_generation_prompt] [--json]
+// Ids never include BOS/EOS unless --add_special_tokens (the post-processor's template).
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "formats/json_util.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_config.h"
@@ -54,9 +55,9 @@ void run_count(const Tokenizer& tok, const TokenizeOptions& o) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     json rec;
     try {
-      rec = json::parse(line);
-    } catch (const json::exception& e) {
-      throw Error("{}:{}: not a JSON object ({}); expected one JSON record per line", o.count, line_no, e.what());
+      rec = parse_json(line, "");
+    } catch (const Error& e) {
+      throw Error("{}:{}: {}; expected one JSON record per line", o.count, line_no, e.what());
     }
     if (!rec.is_object()) throw Error("{}:{}: expected a JSON object per line", o.count, line_no);
     if (rec.contains("input") && rec["input"].is_string() && rec.contains("output") && rec["output"].is_string()) {
@@ -97,12 +98,7 @@ void run_tokenize(const TokenizeOptions& o) {
   if (!o.chat.empty()) {
     // Render the messages through the folder's own chat template (tokenizer_config.json),
     // then tokenize the rendered text like --file does.
-    nlohmann::ordered_json doc;
-    try {
-      doc = nlohmann::ordered_json::parse(read_file(o.chat));
-    } catch (const nlohmann::json::exception& e) {
-      throw Error("{}: not valid JSON ({}); expected a messages array [{{\"role\", \"content\"}}, ...]", o.chat, e.what());
-    }
+    nlohmann::ordered_json doc = parse_json_ordered(read_file(o.chat), o.chat);
     if (doc.is_object() && doc.contains("messages")) doc = doc["messages"];
     if (!doc.is_array()) throw Error("{}: expected a JSON array of messages or an object with \"messages\"", o.chat);
     const ChatTemplate tmpl = ChatTemplate::from_config(TokenizerConfig::load(o.tokenizer));
@@ -111,7 +107,7 @@ void run_tokenize(const TokenizeOptions& o) {
     for (const std::string& kv : o.template_vars) {  // KEY=VALUE, VALUE as JSON when it parses
       const size_t eq = kv.find('=');
       if (eq == std::string::npos || eq == 0)
-        throw Error("--template-var '{}': expected KEY=VALUE, e.g. enable_thinking=false", kv);
+        throw Error("--template_var '{}': expected KEY=VALUE, e.g. enable_thinking=false", kv);
       const std::string value = kv.substr(eq + 1);
       nlohmann::ordered_json v = nlohmann::ordered_json::parse(value, nullptr, false);
       opts.extra[kv.substr(0, eq)] = v.is_discarded() ? nlohmann::ordered_json(value) : v;
@@ -151,12 +147,12 @@ void setup(CLI::App& sub) {
   sub.add_option("--text", o->text, "tokenize this text");
   sub.add_option("--count", o->count, "token statistics of a JSONL dataset (input+output, else every string field)");
   sub.add_option("--chat", o->chat, "render a chat (messages JSON) with the chat template, then tokenize");
-  sub.add_option("--template-var", o->template_vars, "with --chat: KEY=VALUE passed to the template (e.g. enable_thinking=false)");
-  sub.add_flag("--add-generation-prompt", o->add_generation_prompt, "with --chat: end with the assistant header");
+  sub.add_option("--template_var", o->template_vars, "with --chat: KEY=VALUE passed to the template (e.g. enable_thinking=false)");
+  sub.add_flag("--add_generation_prompt", o->add_generation_prompt, "with --chat: end with the assistant header");
   sub.add_flag("--json", o->json, "print ids as a JSON array [1,2,3] (with --count: a JSON object)");
   sub.add_flag("--pieces", o->pieces, "print each token's id and piece");
-  sub.add_flag("--no-parse-special", o->no_parse_special, "treat special tokens written in the text as plain text");
-  sub.add_flag("--add-special-tokens", o->add_special, "add what the post-processor adds (e.g. BOS for Llama 2)");
+  sub.add_flag("--no_parse_special", o->no_parse_special, "treat special tokens written in the text as plain text");
+  sub.add_flag("--add_special_tokens", o->add_special, "add what the post-processor adds (e.g. BOS for Llama 2)");
   sub.add_option("--threads", o->threads, "threads for --count (0: all cores)");
   sub.callback([o] { run_tokenize(*o); });
 }

@@ -5,19 +5,26 @@
 //   runs folder (the output_dir's parent) beside training and print its URL.
 // Every key of the settings table (docs/DESIGN.md §8) is usable as a flag; see --help.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/command.h"
 #include "cli/train_common.h"
 #include "eval/evaluate.h"
+#include "formats/model_config.h"
 #include "generate/generate.h"
+#include "lora/lora_config.h"
 #include "track/dashboard.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/parse.h"
+#include "util/signals.h"
+#include "util/suggest.h"
 #include "util/sysinfo.h"
 
 namespace lorafit::cli {
@@ -79,9 +86,6 @@ std::string settings_help() {
   return s;
 }
 
-namespace {
-
-// 'it'\''s' style: safe for any byte but NUL; plain words stay bare.
 std::string shell_quote(const std::string& a) {
   if (!a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%_+=:,./-") ==
                         std::string::npos)
@@ -91,7 +95,13 @@ std::string shell_quote(const std::string& a) {
   return q + "'";
 }
 
-}  // namespace
+std::string self_command() {
+  const std::vector<std::string> argv = sys::process_command_line();
+  if (!argv.empty() && argv[0].find('/') == std::string::npos) return argv[0];  // found on PATH
+  const fs::path exe = sys::executable_path();
+  if (!exe.empty()) return shell_quote(exe.string());
+  return argv.empty() ? "lorafit" : shell_quote(fs::absolute(argv[0]).lexically_normal().string());
+}
 
 std::string resume_command() {
   std::vector<std::string> argv = sys::process_command_line();
@@ -106,8 +116,8 @@ std::string resume_command() {
   }
   out.push_back("--resume_from_checkpoint");
   out.push_back("latest");
-  std::string cmd;
-  for (const std::string& a : out) cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
+  std::string cmd = self_command();  // the program, then its arguments (relative paths: run from the same folder)
+  for (size_t i = 1; i < out.size(); ++i) cmd += " " + shell_quote(out[i]);
   return cmd;
 }
 
@@ -122,13 +132,25 @@ struct DashboardFlags {
   std::string host = "127.0.0.1";
   int port = 7860;
 };
+const std::vector<std::string> kDashboardFlags = {"dashboard", "dashboard_host", "dashboard_port"};
+
+// After training the dashboard keeps serving the finished run until Ctrl-C, so the last
+// charts and samples stay readable; says so, and says when it stopped.
+void serve_until_interrupt(const track::DashboardServer& server) {
+  std::printf("training finished; the dashboard keeps serving at %s (Ctrl-C to stop)\n", server.url().c_str());
+  std::fflush(stdout);
+  InterruptScope scope;
+  while (!interrupt_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::printf("dashboard stopped\n");
+  std::fflush(stdout);
+}
 
 // Takes the dashboard flags out of `args` (they are not training settings).
 DashboardFlags take_dashboard_flags(std::vector<std::string>& args) {
   DashboardFlags d;
   std::vector<std::string> rest;
   for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
+    const std::string a = args[i].starts_with("--") ? "--" + snake_case(args[i].substr(2)) : args[i];  // kebab alias
     auto value = [&](const char* name) {
       if (i + 1 >= args.size()) throw Error("{} needs a value", name);
       return args[++i];
@@ -138,18 +160,22 @@ DashboardFlags take_dashboard_flags(std::vector<std::string>& args) {
     } else if (a == "--dashboard_host") {
       d.host = value("--dashboard_host");
     } else if (a == "--dashboard_port") {
-      const std::string v = value("--dashboard_port");
-      try {
-        d.port = std::stoi(v);
-      } catch (const std::exception&) {
-        throw Error("--dashboard_port '{}': expected a port number", v);
-      }
+      d.port = static_cast<int>(parse_int_in(value("--dashboard_port"), "--dashboard_port", 0, 65535));
     } else {
-      rest.push_back(a);
+      rest.push_back(args[i]);
     }
   }
   args = std::move(rest);
   return d;
+}
+
+// Names of lora_target that match no module are warned about before any weight is read
+// (the trainer stops when none matches).
+void warn_lora_target(const TrainSettings& s) {
+  const fs::path cfg = fs::path(s.model_name_or_path) / "config.json";
+  if (!s.adapter_name_or_path.empty() || !fs::exists(cfg)) return;  // the trainer reports a bad model
+  for (const std::string& w : lora_target_warnings(parse_lora_target(s.lora_target), load_model_config(cfg)))
+    std::fprintf(stderr, "lorafit: warning: %s\n", w.c_str());
 }
 
 void setup(CLI::App& sub) {
@@ -160,21 +186,30 @@ void setup(CLI::App& sub) {
   sub.callback([&sub] {
     std::vector<std::string> args = sub.remaining();
     const DashboardFlags dash = take_dashboard_flags(args);
-    const TrainSettings s = parse_train_args(args);
+    const TrainSettings s = parse_train_args(args, kDashboardFlags);
     std::unique_ptr<track::DashboardServer> server;
     if (dash.on) {
       fs::path runs = fs::absolute(s.output_dir).parent_path();
       fs::create_directories(runs);
-      server = track::start_dashboard_background(runs, dash.host, dash.port);
+      track::DashboardOptions o;
+      o.runs_dir = runs;
+      o.host = dash.host;
+      o.port = dash.port;
+      o.host_flag = "--dashboard_host";
+      o.port_flag = "--dashboard_port";
+      server = track::start_dashboard_background(o);
       std::printf("dashboard: %s\n", server->url().c_str());
       std::fflush(stdout);
     }
+    warn_lora_target(s);
     TrainHooks hooks;
     hooks.generate = greedy_generate_fn();
     hooks.evaluate = benchmark_eval_fn(s);
     hooks.lorafit_version = LORAFIT_VERSION;
     hooks.resume_command = resume_command();
+    hooks.eval_before = true;  // a step-0 eval point: the eval-loss chart starts at the untrained model
     exit_if_interrupted(run_training(s, hooks));
+    if (server) serve_until_interrupt(*server);
   });
 }
 

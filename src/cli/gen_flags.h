@@ -11,6 +11,7 @@
 
 #include "generate/inference.h"
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace lorafit::cli {
 
@@ -25,11 +26,13 @@ struct GenFlags {
 };
 
 inline void add_gen_flags(CLI::App& sub, GenFlags& f) {
-  sub.add_option("--model", f.inf.model, "Hugging Face model folder (default: the adapter's base model)");
-  sub.add_option("--adapter", f.inf.adapters, "PEFT adapter folder (repeat for several; chat switches with /adapter)");
+  sub.add_option("--model,--model_name_or_path", f.inf.model, "Hugging Face model folder (default: the adapter's base model)");
+  sub.add_option("--adapter,--adapter_name_or_path", f.inf.adapters, "PEFT adapter folder (repeat for several; chat switches with /adapter)");
   sub.add_flag("--merge", f.inf.merge, "merge the adapter into the weights at load (one adapter)");
   sub.add_flag("--raw", f.inf.raw, "no chat template: the text goes to the model as it is");
   sub.add_option("--device", f.inf.device, "cpu or cuda")->capture_default_str();
+  sub.add_option("--dtype", f.inf.dtype, "activations: auto (the checkpoint's dtype on cuda, f32 on cpu), bf16 or f32")
+      ->capture_default_str();
   sub.add_option("--system", f.system, "system prompt");
   sub.add_option("--enable_thinking", f.enable_thinking,
                  "true or false: the chat template variable (Qwen3 thinking); default: what the adapter was trained "
@@ -61,11 +64,7 @@ inline std::unique_ptr<Inference> load_inference(const GenFlags& f) {
 
 inline GenerateSettings resolve_settings(const Inference& inf, const GenFlags& f) {
   GenerateSettings s = inf.defaults();
-  if (f.do_sample) {
-    if (*f.do_sample == "true" || *f.do_sample == "1") s.sampling.do_sample = true;
-    else if (*f.do_sample == "false" || *f.do_sample == "0") s.sampling.do_sample = false;
-    else throw Error("--do_sample: \"{}\" is not true or false", *f.do_sample);
-  }
+  if (f.do_sample) s.sampling.do_sample = parse_bool(*f.do_sample, "--do_sample");
   if (f.temperature) s.sampling.temperature = *f.temperature;
   if (f.top_k) s.sampling.top_k = *f.top_k;
   if (f.top_p) s.sampling.top_p = *f.top_p;

@@ -17,6 +17,13 @@ EvaluateFn benchmark_eval_fn(const TrainSettings& s);
 // "  --key  help" lines for every setting, for `lorafit train --help`.
 std::string settings_help();
 
+// A shell word: bare when safe, else in single quotes ('it'\''s').
+std::string shell_quote(const std::string& a);
+
+// How to call this binary again in a printed hint: "lorafit" when it was found on PATH, else
+// its absolute path, so the hint works as printed from any folder.
+std::string self_command();
+
 // This process's command line with --resume_from_checkpoint latest (replacing any value it
 // had), shell-quoted: what an interrupted run prints to continue.
 std::string resume_command();

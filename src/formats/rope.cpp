@@ -185,12 +185,14 @@ double apply_yarn(std::vector<float>& inv, const RopeConfig& r, int dim, int max
   high = std::min(high, static_cast<double>(dim - 1));
   if (low == high) high += 0.001;  // transformers: "prevent singularity"
   const float fbase = static_cast<float>(base), ffactor = static_cast<float>(factor);
-  // torch divides a tensor by a Python scalar as a multiplication by its fp32 reciprocal.
-  const float flow = static_cast<float>(low), inv_span = 1.0f / static_cast<float>(high - low);
+  // linear_ramp_factor: (arange(dim/2, fp32) - low) / (high - low), the Python scalars (low, and
+  // high - low computed in double) each rounded to fp32, a true fp32 division (checked against
+  // torch 2.5.1: a reciprocal multiply differs in the last bit).
+  const float flow = static_cast<float>(low), span = static_cast<float>(high - low);
   for (size_t i = 0; i < inv.size(); ++i) {
     const float pos_freq = std::pow(fbase, static_cast<float>(2 * i) / static_cast<float>(dim));
     const float extrapolation = 1.0f / pos_freq, interpolation = 1.0f / (ffactor * pos_freq);
-    const float ramp = std::clamp((static_cast<float>(i) - flow) * inv_span, 0.0f, 1.0f);
+    const float ramp = std::clamp((static_cast<float>(i) - flow) / span, 0.0f, 1.0f);
     const float extra_factor = 1.0f - ramp;
     inv[i] = interpolation * (1.0f - extra_factor) + extrapolation * extra_factor;
   }

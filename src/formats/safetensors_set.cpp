@@ -40,7 +40,8 @@ SafetensorsSet::SafetensorsSet(const fs::path& dir_or_file) {
     throw Error("{}: no model.safetensors or model.safetensors.index.json", dir_or_file.string());
 
   const std::string label = index.string();
-  ordered_json j = parse_json_strict(read_file(index), label, "key");
+  // Sorted: a weight_map has one key per tensor (tens of thousands for big MoE models).
+  nlohmann::json j = parse_json_strict_sorted(read_file(index), label, "key", nullptr);
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
     throw Error("{}: expected an object with \"weight_map\": {{tensor name: shard file}}", label);
 

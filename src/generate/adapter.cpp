@@ -6,8 +6,10 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "formats/json_util.h"
 #include "formats/safetensors.h"
 #include "lora/lora_adapter.h"
+#include "lora/lora_merge.h"
 #include "util/error.h"
 
 namespace lorafit {
@@ -39,12 +41,7 @@ std::string adapter_base_model(const fs::path& adapter_dir) {
     throw Error("adapter folder {} does not exist (or is not a folder)", adapter_dir.string());
   const fs::path cfg = adapter_dir / "adapter_config.json";
   if (!fs::exists(cfg)) throw Error("{}: no adapter_config.json; expected a PEFT adapter folder", adapter_dir.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(cfg));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("{}: not valid JSON ({})", cfg.string(), e.what());
-  }
+  const nlohmann::json j = parse_json(read_file(cfg), cfg.string());
   const auto it = j.find("base_model_name_or_path");
   if (it == j.end() || it->is_null()) return "";
   if (!it->is_string()) throw Error("{}: base_model_name_or_path must be a string", cfg.string());
@@ -79,42 +76,6 @@ std::unique_ptr<LoraParams> load_adapter(Backend& be, const ModelConfig& model, 
   return p;
 }
 
-std::vector<uint8_t> merged_weight(Backend& cpu, const TensorInfo& W, const LoraParams& p,
-                                   const std::vector<float>& host, int module) {
-  LF_CHECK(cpu.device() == Device::CPU, "merge on {}", cpu.name());
-  const LinearModule& m = p.modules()[static_cast<size_t>(module)];
-  LF_CHECK(W.shape == std::vector<int64_t>({m.out, m.in}), "{} shape for merge", W.name);
-  const int64_t O = m.out, I = m.in, r = p.config().r;
-  std::vector<float> w(static_cast<size_t>(O * I));  // (O, I) fp32
-  convert_to_f32(w.data(), W.data, W.dtype, w.size());
-  // A (r, I), B (O, r) from the host copy of the params section.
-  float *A = nullptr, *B = nullptr;
-  for (const LoraTensor& t : p.tensors())
-    if (t.module == module) (t.is_B ? B : A) = const_cast<float*>(host.data()) + t.offset;  // read only
-  LF_CHECK(A && B, "module {} has no A/B", m.name);
-  // w (O, I) = s · B (O, r) · A (r, I) + w: one fp32 GEMM with beta = 1.
-  cpu.matmul(Tensor(w.data(), DType::F32, {O, I}), Tensor(B, DType::F32, {O, r}), false,
-             Tensor(A, DType::F32, {r, I}), false, static_cast<float>(p.config().scale()), 1.f);
-  std::vector<uint8_t> out(static_cast<size_t>(O * I) * dtype_size(W.dtype));
-  switch (W.dtype) {
-    case DType::F32: std::memcpy(out.data(), w.data(), out.size()); break;
-    case DType::BF16:
-      for (size_t k = 0; k < w.size(); ++k) {
-        const uint16_t h = f32_to_bf16(w[k]);
-        std::memcpy(out.data() + 2 * k, &h, 2);
-      }
-      break;
-    case DType::F16:
-      for (size_t k = 0; k < w.size(); ++k) {
-        const uint16_t h = f32_to_f16(w[k]);
-        std::memcpy(out.data() + 2 * k, &h, 2);
-      }
-      break;
-    default: throw Error("{}: tensor {} has dtype {}; merging needs F32, BF16 or F16", W.file, W.name, dtype_name(W.dtype));
-  }
-  return out;
-}
-
 void merge_adapter_into(Model& model, const LoraParams& p, MergedWeights& store) {
   if (model.backend().device() != Device::CPU) throw Error("merging at load runs on the CPU backend only");
   const SafetensorsSet files(model.dir());
@@ -133,7 +94,7 @@ void merge_adapter_into(Model& model, const LoraParams& p, MergedWeights& store)
 
 int export_merged(const fs::path& model_dir, const fs::path& adapter_dir, const fs::path& output,
                   const MergeExportOptions& opts) {
-  if (fs::exists(output)) throw Error("--output {} already exists; choose a new folder name", output.string());
+  if (fs::exists(output)) throw Error("--output_dir {} already exists; choose a new folder name", output.string());
   if (opts.max_shard_bytes < 1) throw Error("--max_shard_size must be positive");
   auto be = make_backend("cpu");
   const Model model(*be, model_dir);  // checks the base folder and binds (validates) its tensors

@@ -2,8 +2,7 @@
 // against it; apply it unmerged (LoraParams through linear_forward) or merged into the weights
 // at load; and export a merged Hugging Face folder (`lorafit merge`).
 //
-// Merge (docs/SPEC.md "LoRA"): W' = round_to_dtype(float32(W) + s·B·A), the product and the sum in
-// fp32 (one GEMM with beta = 1), rounded once to W's dtype; biases unchanged.
+// Merge: lora/lora_merge.h (W' = round_to_dtype(float32(W) + s·B·A)); biases unchanged.
 // Letters: O/I out/in features, r rank.
 #pragma once
 #include <cstdint>
@@ -11,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "lora/lora_merge.h"
 #include "lora/lora_params.h"
 #include "model/model.h"
 
@@ -38,11 +38,6 @@ class MergedWeights {
   MergedWeights& operator=(const MergedWeights&) = delete;
   std::vector<std::vector<uint8_t>> buffers;
 };
-
-// The merged weight of one adapted module: bytes of dtype `W.dtype`, shape (O, I).
-// host_params = p.download_params(); `cpu` a CPU backend (its sgemm computes the product).
-std::vector<uint8_t> merged_weight(Backend& cpu, const TensorInfo& W, const LoraParams& p,
-                                   const std::vector<float>& host_params, int module);
 
 // Rebinds every adapted weight of `model` to its merge with `p` (kept in `store`); the model
 // then computes as base + adapter with no LoRA branch. CPU backend only.

@@ -28,7 +28,7 @@ std::vector<float> host_logits(const Model& m, Tensor rows) {
 }  // namespace
 
 BatchGenerator::BatchGenerator(const Model& model, int64_t slots, int64_t capacity, const LoraParams* lora)
-    : model_(model), lora_(lora), cache_(model.backend(), model.config(), slots, capacity) {
+    : model_(model), lora_(lora), cache_(model.backend(), model.config(), slots, capacity, model.act_dtype()) {
   LF_CHECK(capacity <= context_length(model.config()), "cache of {} beyond the context {}", capacity,
            context_length(model.config()));
   for (int64_t s = slots; s-- > 0;) free_slots_.push_back(s);  // slot 0 first
@@ -51,7 +51,7 @@ void BatchGenerator::submit(int64_t id, std::vector<int32_t> prompt, const Gener
 
 ActivationArena& BatchGenerator::step_arena(int64_t B) {
   auto& a = step_arenas_[B];
-  if (!a) a = std::make_unique<ActivationArena>(model_.backend(), model_.config(), B, 1, 1, lora_);
+  if (!a) a = std::make_unique<ActivationArena>(model_.backend(), model_.config(), B, 1, 1, lora_, false, model_.act_dtype());
   return *a;
 }
 
@@ -80,7 +80,8 @@ void BatchGenerator::prefill(Pending p, int64_t slot, const std::function<bool(i
                              std::vector<Finished>& done) {
   const auto t0 = Clock::now();
   const int64_t P = static_cast<int64_t>(p.prompt.size());
-  ActivationArena acts(model_.backend(), model_.config(), 1, P, 1, lora_);  // one layer set: inference
+  ActivationArena acts(model_.backend(), model_.config(), 1, P, 1, lora_, false,
+                       model_.act_dtype());  // one layer set: inference
   std::vector<int32_t> pos(static_cast<size_t>(P)), seg(static_cast<size_t>(P), 0);
   for (int64_t t = 0; t < P; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
   acts.set_tokens(p.prompt, pos, seg);

@@ -31,7 +31,7 @@ int64_t context_length(const ModelConfig& cfg) {
 }
 
 Generator::Generator(const Model& model, int64_t capacity, const LoraParams* lora)
-    : model_(model), lora_(lora), cache_(model.backend(), model.config(), 1, capacity) {
+    : model_(model), lora_(lora), cache_(model.backend(), model.config(), 1, capacity, model.act_dtype()) {
   LF_CHECK(capacity <= context_length(model.config()), "cache of {} beyond the context {}", capacity,
            context_length(model.config()));
   logits_row_ = model.backend().alloc(static_cast<size_t>(model.config().vocab_size) * sizeof(float));
@@ -54,10 +54,11 @@ std::vector<float> Generator::feed(std::span<const int32_t> ids, bool all_rows) 
   std::unique_ptr<ActivationArena> prefill;
   ActivationArena* acts = nullptr;
   if (T == 1) {
-    if (!step_arena_) step_arena_ = std::make_unique<ActivationArena>(be, model_.config(), 1, 1, 1, lora_);
+    if (!step_arena_) step_arena_ = std::make_unique<ActivationArena>(be, model_.config(), 1, 1, 1, lora_, false, model_.act_dtype());
     acts = step_arena_.get();
   } else {
-    prefill = std::make_unique<ActivationArena>(be, model_.config(), 1, T, 1, lora_);  // one layer set: inference
+    prefill = std::make_unique<ActivationArena>(be, model_.config(), 1, T, 1, lora_, false,
+                                                model_.act_dtype());  // one layer set: inference
     acts = prefill.get();
   }
   acts->set_tokens(std::vector<int32_t>(ids.begin(), ids.end()), cache_.length());

@@ -74,8 +74,13 @@ Inference::Inference(const InferenceOptions& o) {
   if (o.merge && o.adapters.size() != 1)
     throw Error("--merge merges exactly one adapter into the weights; {} given", o.adapters.size());
   const fs::path dir = o.model.empty() ? resolve_base_model(o.adapters[0]) : fs::path(o.model);
+  model_dir_ = dir;
   be_ = make_backend(o.device);
-  model_ = std::make_unique<Model>(*be_, dir);
+  const DType act = inference_act_dtype(o.dtype, o.device, dir);
+  model_ = std::make_unique<Model>(*be_, dir, act);
+  if (model_->weights_rounded())
+    fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",
+               dtype_name(model_->checkpoint_dtype()));
   for (const auto& a : o.adapters) {
     std::string name = fs::path(a).lexically_normal().filename().string();
     if (name.empty()) name = fs::path(a).lexically_normal().parent_path().filename().string();
@@ -120,7 +125,8 @@ Inference::Inference(const InferenceOptions& o) {
   }
   if (!o.raw) {
     if (!tok_)
-      throw Error("{}: no tokenizer.json, so text cannot be encoded; give token ids with --input_ids", dir.string());
+      throw Error("{}: no tokenizer.json, so text cannot be encoded; copy the model's tokenizer files into it "
+                  "(`lorafit generate --input_ids` takes token ids without them)", dir.string());
     if (!tc || tc->chat_templates.empty())
       throw Error("{}: tokenizer_config.json has no chat_template, so a conversation cannot be rendered; use --raw "
                   "to give the model the text as it is",
@@ -151,7 +157,8 @@ std::vector<int32_t> Inference::encode_messages(const nlohmann::ordered_json& me
       throw Error("{}: message {} has the unknown role \"{}\"; expected system, user, assistant or tool", what, i + 1,
                   role);
   }
-  if (!tok_) throw Error("{}: the model folder has no tokenizer.json; give token ids with --input_ids", what);
+  if (!tok_) throw Error("{}: the model folder has no tokenizer.json; copy the model's tokenizer files into it "
+                         "(`lorafit generate --input_ids` takes token ids without them)", what);
   std::vector<int32_t> ids;
   if (!template_) {  // raw: the texts one after another
     if (add_bos_) ids.push_back(*bos_id_);
@@ -189,7 +196,7 @@ const LoraParams* Inference::default_adapter() const {
 }
 
 InferenceChat::InferenceChat(Inference& inf, const GenerateSettings& settings, int64_t capacity)
-    : inf_(inf), settings_(settings), gen_(inf.model(), capacity, inf.default_adapter()) {
+    : inf_(inf), settings_(settings), gen_(inf.model(), capacity, inf.default_adapter()), capacity_(capacity) {
   const auto names = inf.adapter_names();
   current_ = inf.default_adapter() ? names.front() : "base";
 }
@@ -202,12 +209,19 @@ void InferenceChat::use_adapter(const std::string& name) {
 std::string InferenceChat::reply(const nlohmann::ordered_json& messages,
                                  const std::function<void(std::string_view)>& emit) {
   const std::vector<int32_t> prompt = inf_.encode_messages(messages, "the conversation");
+  last_ = ReplyInfo{};
+  last_.context_size = capacity_;
+  last_.max_new_tokens = settings_.max_new_tokens;
+  if (static_cast<int64_t>(prompt.size()) >= capacity_)
+    throw Error("the conversation ({} tokens) no longer fits the context of {} positions, so nothing was answered; "
+                "/reset starts a new conversation (or raise --max_context)",
+                prompt.size(), capacity_);
   StreamDecoder dec(*inf_.tokenizer(), /*skip_special=*/true);  // encode_messages checked it exists
   std::string answer;
   GenerateSettings s = settings_;
   s.seed = settings_.seed + static_cast<uint64_t>(turn_++);
   InterruptScope ctrl_c;  // Ctrl-C now stops this answer only
-  gen_.generate(prompt, s, [&](int32_t id) {
+  const GenerateResult r = gen_.generate(prompt, s, [&](int32_t id) {
     const std::string piece = dec.push(id);
     answer += piece;
     if (!piece.empty()) emit(piece);
@@ -216,6 +230,11 @@ std::string InferenceChat::reply(const nlohmann::ordered_json& messages,
   const std::string rest = dec.flush();
   answer += rest;
   if (!rest.empty()) emit(rest);
+  last_.tokens = static_cast<int64_t>(r.ids.size());
+  last_.seconds = r.prefill_s + r.decode_s;
+  last_.stop = stop_reason_name(r.stop);
+  // The last token chosen is not in the cache yet: a full context is every position.
+  last_.context_used = std::min(static_cast<int64_t>(prompt.size()) + last_.tokens, capacity_);
   return answer;
 }
 

@@ -26,6 +26,7 @@ struct InferenceOptions {
   bool raw = false;                   // no chat template: text goes to the model as it is
   std::optional<bool> enable_thinking;  // template variable; unset: what the adapter was trained with
   std::string device = "cpu";
+  std::string dtype = "auto";         // activations: auto, bf16 or f32 (inference_act_dtype)
 };
 
 class Inference {
@@ -34,6 +35,7 @@ class Inference {
   ~Inference();
 
   Model& model() { return *model_; }
+  const fs::path& model_dir() const { return model_dir_; }  // the folder the weights came from
   const Tokenizer* tokenizer() const { return tok_.get(); }  // null without tokenizer.json
   // Sampling defaults and eos ids: generation_config.json (eos ids also from tokenizer_config's
   // eos_token and config.json), max_new_tokens from there or 256.
@@ -57,6 +59,7 @@ class Inference {
   const LoraParams* default_adapter() const;                 // the first unmerged adapter or null
 
  private:
+  fs::path model_dir_;
   std::unique_ptr<Backend> be_;
   std::unique_ptr<Model> model_;
   std::vector<std::pair<std::string, std::unique_ptr<LoraParams>>> adapters_;
@@ -84,6 +87,7 @@ class InferenceChat final : public ChatModel {
  public:
   InferenceChat(Inference& inf, const GenerateSettings& settings, int64_t capacity);
   std::string reply(const nlohmann::ordered_json& messages, const std::function<void(std::string_view)>& emit) override;
+  ReplyInfo last_reply() const override { return last_; }
   std::vector<std::string> adapter_names() const override { return inf_.adapter_names(); }
   std::string current_adapter() const override { return current_; }
   void use_adapter(const std::string& name) override;
@@ -94,6 +98,8 @@ class InferenceChat final : public ChatModel {
   Generator gen_;
   std::string current_;
   int turn_ = 0;  // varies the seed per answer so sampled answers differ but stay reproducible
+  int64_t capacity_ = 0;
+  ReplyInfo last_;
 };
 
 }  // namespace lorafit

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "util/error.h"
+#include "util/rng.h"
 
 namespace lorafit {
 
@@ -176,13 +177,7 @@ int32_t argmax_first(std::span<const float> logits) {
 Sampler::Sampler(SamplingParams params, uint64_t seed) : params_(params) {
   validate_sampling_params(params_);
   // splitmix64 spreads the seed over the 256-bit state (never all zero).
-  for (uint64_t& s : state_) {
-    seed += 0x9E3779B97F4A7C15ull;
-    uint64_t z = seed;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    s = z ^ (z >> 31);
-  }
+  for (uint64_t& s : state_) s = splitmix64_next(seed);
 }
 
 uint64_t Sampler::next_u64() {

@@ -101,6 +101,8 @@ LoraConfig load_peft_adapter_config(const fs::path& dir) {
   LoraConfig c;
   const auto* r = field("r");
   if (!r || !r->is_number_integer()) throw Error("{}: field \"r\" must be an integer (the LoRA rank)", label);
+  if (r->is_number_unsigned() ? r->get<uint64_t>() > 65536 : true)  // negative, or a rank no model has
+    throw Error("{}: field \"r\" = {} must be a LoRA rank from 1 to 65536", label, r->dump());
   c.r = r->get<int>();
   const auto* a = field("lora_alpha");
   if (!a || !a->is_number()) throw Error("{}: field \"lora_alpha\" must be a number", label);

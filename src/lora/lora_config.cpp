@@ -1,5 +1,6 @@
 #include "lora/lora_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cctype>
 #include <regex>
@@ -7,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "util/error.h"
+#include "util/suggest.h"
 
 namespace lorafit {
 
@@ -133,6 +135,25 @@ std::vector<LinearModule> select_lora_modules(const LoraConfig& cfg, const Model
                 want, model.num_layers - 1, have);
   }
   return sel;
+}
+
+std::vector<std::string> lora_target_warnings(const LoraTarget& target, const ModelConfig& model) {
+  std::vector<std::string> out;
+  if (target.kind != LoraTarget::Kind::Names) return out;
+  const std::vector<LinearModule> all = linear_modules(model);
+  std::vector<std::string> have;
+  for (int p = 0; p < kNumProj; ++p) have.push_back(proj_name(static_cast<Proj>(p)));
+  for (const std::string& n : target.names) {
+    const bool hit = std::any_of(all.begin(), all.end(), [&](const LinearModule& m) {
+      return lora_target_matches(LoraTarget{LoraTarget::Kind::Names, {n}, ""}, m.name);
+    });
+    if (!hit)
+      out.push_back(fmt::format("lora_target \"{}\" matches no module of the model{}; its Linear modules are {} "
+                                "(in every model.layers.N; lm_head is never adapted)",
+                                n, close_names(n, have, 1).empty() ? "" : " (did you mean " + close_names(n, have, 1)[0] + "?)",
+                                fmt::join(have, ", ")));
+  }
+  return out;
 }
 
 }  // namespace lorafit

@@ -64,4 +64,9 @@ bool lora_target_matches(const LoraTarget& t, const std::string& module_name);
 // that exist (one layer's worth) so the user can fix lora_target.
 std::vector<LinearModule> select_lora_modules(const LoraConfig& cfg, const ModelConfig& model);
 
+// One line per name of a lora_target list that matches no module of `model` (a typo such as
+// vproj, or a module this architecture lacks), naming the modules the model has and a close
+// name when there is one; empty when every name matches (PEFT ignores such names silently).
+std::vector<std::string> lora_target_warnings(const LoraTarget& target, const ModelConfig& model);
+
 }  // namespace lorafit

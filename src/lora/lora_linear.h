@@ -21,13 +21,17 @@ struct LoraWeights {
 
 // Activations the LoRA branch keeps for its backward.
 struct LoraSaved {
-  Tensor xa;     // (N, r)  drop(x)·Aᵀ
-  Tensor xdrop;  // (N, I)  drop(x); empty when p == 0 or not training
+  Tensor xa;      // (N, r)  drop(x)·Aᵀ
+  Tensor xdrop;   // (N, I)  drop(x); empty when p == 0 or not training
+  Tensor branch;  // (N, ≥ O) bf16 runs only: scratch for s·(xa·Bᵀ), viewed as (N, O)
   uint64_t dropout_seed = 0;
 };
 
 // y (N,O) = x (N,I) · W (O,I)ᵀ + bias (O, may be empty) + LoRA branch (if lora non-null and
 // non-empty). `saved` provides the LoRA buffers (xa always, xdrop when dropout is active).
+// With BF16 activations the rounding points are PEFT's under torch.autocast(bf16)
+// (docs/precision.md): y = bf16(x·Wᵀ + b) (one rounding, as addmm), xa = bf16(drop(x)·bf16(A)ᵀ),
+// t = bf16(xa·bf16(B)ᵀ), u = bf16(t·s), y = bf16(y + u); saved->branch holds t and u.
 void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, const LoraWeights* lora,
                     LoraSaved* saved, bool training);
 
@@ -35,12 +39,16 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, cons
 struct LoraGradScratch {
   Tensor dxa;  // (N, r)
   Tensor dxin; // (N, I) gradient of drop(x); needed only when dropout was active
+  Tensor dys;  // (N, ≥ max(O, I)) bf16 runs: s·dy rounded to bf16, then the bf16 dx piece
+  Tensor dw;   // (≥ max(O·r, r·I)) bf16 runs: the micro-batch's dB or dA in bf16 before += into F32
 };
 
 // The backward of linear_forward with frozen W and bias:
 //   dx (N,I) = dy (N,O) · W (O,I)  [+ the LoRA branch's drop⁻¹(s · dy·B·A)]   (overwritten)
 //   lora->dB (O,r) += s · dyᵀ · xa ; lora->dA (r,I) += (s · dy·B)ᵀ · drop(x)   (accumulated)
 // x, saved and training must be what the forward saw (xdrop/xa as it saved them).
+// BF16 activations (autograd of the forward's bf16 ops): g = bf16(s·dy); dB += bf16(gᵀ·xa);
+// dxa = bf16(g·bf16(B)); dA += bf16(dxaᵀ·drop(x)); dx = bf16(dx + drop⁻¹(bf16(dxa·bf16(A)))).
 // dx may be empty when the caller does not need it (then only dA/dB are computed).
 void linear_backward(Backend& be, Tensor dx, Tensor dy, Tensor x, Tensor W, const LoraWeights* lora,
                      const LoraSaved* saved, bool training, LoraGradScratch scratch);

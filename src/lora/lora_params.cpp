@@ -4,6 +4,7 @@
 
 #include "formats/safetensors.h"
 #include "util/error.h"
+#include "util/rng.h"
 
 namespace lorafit {
 
@@ -82,20 +83,14 @@ void LoraParams::upload_params(const std::vector<float>& host) {
 void lora_init_peft(LoraParams& p, uint64_t seed, bool round_A_to_bf16) {
   std::vector<float> h(static_cast<size_t>(p.num_params()), 0.f);
   // splitmix64 counter stream: value i of the whole buffer depends only on (seed, i).
-  auto mix = [](uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-  };
-  const uint64_t s0 = mix(seed);
+  const uint64_t s0 = splitmix64(seed);
   for (const LoraTensor& t : p.tensors()) {
     if (t.is_B) continue;  // B = 0
     // kaiming_uniform(a=√5): gain = √(2/(1+5)), bound = gain·√(3/fan_in) = 1/√fan_in
     const double bound = 1.0 / std::sqrt(static_cast<double>(t.cols));
     for (int64_t i = 0; i < t.numel(); ++i) {
-      const uint64_t u = mix(s0 + static_cast<uint64_t>(t.offset + i));
-      const double x = (static_cast<double>(u >> 11) * 0x1.0p-53) * 2.0 - 1.0;  // [-1, 1)
+      const uint64_t u = splitmix64(s0 + static_cast<uint64_t>(t.offset + i));
+      const double x = u64_to_unit_double(u) * 2.0 - 1.0;  // [-1, 1)
       float a = static_cast<float>(bound * x);
       if (round_A_to_bf16) a = bf16_to_f32(f32_to_bf16(a));
       h[static_cast<size_t>(t.offset + i)] = a;
@@ -119,7 +114,15 @@ void load_lora_tensors(LoraParams& p, const std::function<const TensorInfo*(cons
     if (ti->dtype != DType::F32 && ti->dtype != DType::BF16 && ti->dtype != DType::F16)
       throw Error("{}: tensor '{}' has dtype {}, expected F32, BF16 or F16", label, t.key,
                   dtype_name(ti->dtype));
-    convert_to_f32(h.data() + t.offset, ti->data, ti->dtype, static_cast<size_t>(t.numel()));
+    float* dst = h.data() + t.offset;
+    convert_to_f32(dst, ti->data, ti->dtype, static_cast<size_t>(t.numel()));
+    // NaN/Inf are never trained values: say at load that the file is damaged, instead of a
+    // "diverged" loss one step later.
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(dst[i]))
+        throw Error("{}: tensor '{}' holds {} at element {}: the adapter is damaged (training never writes NaN/Inf); "
+                    "use another checkpoint or adapter",
+                    label, t.key, std::isnan(dst[i]) ? "NaN" : "Inf", i);
   }
   p.upload_params(h);
 }

@@ -4,12 +4,16 @@
 
 namespace lorafit {
 
-KvCache::KvCache(Backend& be, const ModelConfig& cfg, int64_t B, int64_t capacity)
-    : be_(be), B_(B), S_(capacity), Hkv_(cfg.num_kv_heads), D_(cfg.head_dim), L_(cfg.num_layers),
+KvCache::KvCache(Backend& be, const ModelConfig& cfg, int64_t B, int64_t capacity, DType dtype)
+    : be_(be), B_(B), S_(capacity), Hkv_(cfg.num_kv_heads), D_(cfg.head_dim), L_(cfg.num_layers), dtype_(dtype),
       row_len_(static_cast<size_t>(B), 0) {
   LF_CHECK(B > 0 && capacity > 0, "KV cache B={} capacity={}", B, capacity);
-  const size_t n = static_cast<size_t>(L_) * 2 * static_cast<size_t>(B_ * S_ * Hkv_ * D_);
-  buf_ = static_cast<float*>(be.alloc(n * sizeof(float)));
+  LF_CHECK(dtype == DType::F32 || dtype == DType::BF16, "KV cache dtype {}", dtype_name(dtype));
+  buf_ = static_cast<char*>(be.alloc(bytes()));
+}
+
+size_t KvCache::bytes() const {
+  return static_cast<size_t>(L_) * 2 * static_cast<size_t>(B_ * S_ * Hkv_ * D_) * dtype_size(dtype_);
 }
 
 KvCache::~KvCache() { be_.free(buf_); }
@@ -31,10 +35,10 @@ void KvCache::set_row_length(int64_t b, int64_t n) {
 
 KvLayer KvCache::layer(int i) const {
   LF_CHECK(i >= 0 && i < L_, "KV cache layer {} of {}", i, L_);
-  const int64_t per = B_ * S_ * Hkv_ * D_;  // floats of one k or v
-  float* k = buf_ + static_cast<int64_t>(i) * 2 * per;
+  const size_t per = static_cast<size_t>(B_ * S_ * Hkv_ * D_) * dtype_size(dtype_);  // bytes of one k or v
+  char* k = buf_ + static_cast<size_t>(i) * 2 * per;
   const Device dev = be_.device();
-  return {Tensor(k, DType::F32, {B_, S_, Hkv_, D_}, dev), Tensor(k + per, DType::F32, {B_, S_, Hkv_, D_}, dev), len_, {}};
+  return {Tensor(k, dtype_, {B_, S_, Hkv_, D_}, dev), Tensor(k + per, dtype_, {B_, S_, Hkv_, D_}, dev), len_, {}};
 }
 
 }  // namespace lorafit

@@ -1,6 +1,7 @@
 // The key/value cache of generation: every layer's keys and values (after RoPE) of the tokens
 // seen so far, so each new token runs the layers on itself alone and attends over the cache
-// (docs/DESIGN.md §6: prefill the prompt, then decode). One allocation on the backend.
+// (docs/DESIGN.md §6: prefill the prompt, then decode). One allocation on the backend, in the
+// run's activation dtype (BF16 for a bf16 run, as transformers' DynamicCache holds bf16 k/v).
 //
 // Letters: B batch, S capacity (positions), Hkv kv heads, D head dim, L layers.
 #pragma once
@@ -32,7 +33,7 @@ struct KvLayer {
 
 class KvCache {
  public:
-  KvCache(Backend& be, const ModelConfig& cfg, int64_t B, int64_t capacity);
+  KvCache(Backend& be, const ModelConfig& cfg, int64_t B, int64_t capacity, DType dtype = DType::F32);
   ~KvCache();
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
@@ -40,6 +41,8 @@ class KvCache {
   int64_t B() const { return B_; }
   int64_t capacity() const { return S_; }  // S
   int64_t length() const { return len_; }  // positions filled
+  DType dtype() const { return dtype_; }
+  size_t bytes() const;
   // Keeps the first n positions (n ≤ length()): a shared prompt prefix is reused, the rest is
   // overwritten by the next forward.
   void truncate(int64_t n);
@@ -56,9 +59,10 @@ class KvCache {
   Backend& be_;
   int64_t B_, S_, Hkv_, D_;
   int L_;
+  DType dtype_;
   int64_t len_ = 0;
   std::vector<int64_t> row_len_;  // (B)
-  float* buf_ = nullptr;  // (L, 2, B, S, Hkv, D)
+  char* buf_ = nullptr;  // (L, 2, B, S, Hkv, D) of dtype_
 };
 
 }  // namespace lorafit

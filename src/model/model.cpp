@@ -2,6 +2,7 @@
 
 #include "lora/lora_params.h"
 #include "util/error.h"
+#include "util/rng.h"
 
 namespace lorafit {
 
@@ -22,7 +23,8 @@ struct Scoped {
 
 }  // namespace
 
-Model::Model(Backend& be, const fs::path& dir) : be_(be), dir_(dir) {
+Model::Model(Backend& be, const fs::path& dir, DType act) : be_(be), dir_(dir), act_(act) {
+  LF_CHECK(act == DType::F32 || act == DType::BF16, "activation dtype {}", dtype_name(act));
   if (!fs::is_directory(dir)) throw Error("model folder {} does not exist (or is not a folder)", dir.string());
   const fs::path config = dir / "config.json";
   if (!fs::exists(config))
@@ -31,6 +33,35 @@ Model::Model(Backend& be, const fs::path& dir) : be_(be), dir_(dir) {
   cfg_ = load_model_config(config);
   rope_ = rope_table(cfg_.rope, cfg_.head_dim, cfg_.max_position_embeddings);
   weights_ = std::make_unique<ModelWeights>(be, cfg_, dir);
+  checkpoint_dtype_ = weights_->dtype();
+  if (act == DType::BF16) weights_->round_to_bf16();
+}
+
+LayerLora layer_lora(const LoraParams* lora, int layer) {
+  LayerLora ll{};
+  if (lora)
+    for (int p = 0; p < kNumProj; ++p) ll[static_cast<size_t>(p)] = lora->weights(layer, static_cast<Proj>(p));
+  return ll;
+}
+
+LayerActs layer_acts(const ActivationArena& acts, int i, uint64_t seed) {
+  LayerActs a = acts.layer(i);
+  for (int p = 0; p < kNumProj; ++p)
+    a.lora[static_cast<size_t>(p)].dropout_seed = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(i * kNumProj + p)));
+  return a;
+}
+
+std::optional<DType> parse_act_dtype(std::string_view c, std::string_view what) {
+  if (c == "auto") return std::nullopt;
+  if (c == "bf16" || c == "bfloat16") return DType::BF16;
+  if (c == "f32" || c == "fp32" || c == "float32") return DType::F32;
+  throw Error("{}: \"{}\" is not a dtype; use auto, bf16 or f32", what, c);
+}
+
+DType inference_act_dtype(std::string_view choice, std::string_view device, const fs::path& dir) {
+  if (auto d = parse_act_dtype(choice, "--dtype")) return *d;
+  if (device != "cuda" || !fs::exists(dir / "config.json")) return DType::F32;
+  return load_model_config(dir / "config.json").torch_dtype == "bfloat16" ? DType::BF16 : DType::F32;
 }
 
 void Model::check_input(std::span<const int32_t> ids, int64_t T, const std::string& what) const {
@@ -45,8 +76,10 @@ void Model::check_input(std::span<const int32_t> ids, int64_t T, const std::stri
 }
 
 void Model::forward(ActivationArena& acts, const LoraParams* lora, bool training, KvCache* cache,
-                    std::span<const KvRow> rows) const {
+                    std::span<const KvRow> rows, Tensor seg, uint64_t dropout_seed) const {
   const int64_t N = acts.B() * acts.T();
+  LF_CHECK(acts.act_dtype() == act_, "forward: a {} arena for a {} model", dtype_name(acts.act_dtype()),
+           dtype_name(act_));
   LF_CHECK(!cache || !rows.empty() || (cache->B() == acts.B() && cache->length() + acts.T() <= cache->capacity()),
            "forward: {} tokens after {} cached of {}", acts.T(), cache ? cache->length() : 0,
            cache ? cache->capacity() : 0);
@@ -57,14 +90,10 @@ void Model::forward(ActivationArena& acts, const LoraParams* lora, bool training
              "forward: KV row {} at {} + {} of {}", r.slot, r.p0, acts.T(), cache->capacity());
   be_.embedding_forward(acts.residual(0), acts.ids().view({N}), weights_->embed());
   for (int i = 0; i < cfg_.num_layers; ++i) {
-    LayerLora ll{};
-    if (lora)
-      for (int p = 0; p < kNumProj; ++p) ll[static_cast<size_t>(p)] = lora->weights(i, static_cast<Proj>(p));
-    LayerActs a = acts.layer(i);
     KvLayer kv = cache ? cache->layer(i) : KvLayer{};
     kv.rows = rows;
-    layer_forward(i, acts.residual(i + 1), acts.residual(i), a, ll, acts.pos(), Tensor(), training,
-                  cache ? &kv : nullptr);
+    layer_forward(i, acts.residual(i + 1), acts.residual(i), layer_acts(acts, i, dropout_seed), layer_lora(lora, i),
+                  acts.pos(), seg, training, cache ? &kv : nullptr);
   }
   if (cache && rows.empty()) cache->advance(acts.T());
   be_.rmsnorm_forward(acts.hidden(), acts.final_rstd(), acts.residual(cfg_.num_layers), weights_->final_norm(),
@@ -92,8 +121,8 @@ void Model::layer_forward(int i, Tensor x_out, Tensor x_in, const LayerActs& a, 
   linear(Proj::V, rows_of(a.v, N), a.attn_norm, w.v, w.v_bias);
   if (qk_norm) {
     const int64_t D = cfg_.head_dim;
-    be_.rmsnorm_forward(a.q.view({a.q.numel() / D, D}), a.q_rstd, a.q_raw.view({a.q.numel() / D, D}), w.q_norm, eps);
-    be_.rmsnorm_forward(a.k.view({a.k.numel() / D, D}), a.k_rstd, a.k_raw.view({a.k.numel() / D, D}), w.k_norm, eps);
+    be_.rmsnorm_forward(a.q.view({a.q.numel() / D, D}), a.q_rstd.view({a.q.numel() / D}), a.q_raw.view({a.q.numel() / D, D}), w.q_norm, eps);
+    be_.rmsnorm_forward(a.k.view({a.k.numel() / D, D}), a.k_rstd.view({a.k.numel() / D}), a.k_raw.view({a.k.numel() / D, D}), w.k_norm, eps);
   }
   be_.rope_forward(a.q, pos, rope_);
   be_.rope_forward(a.k, pos, rope_);
@@ -123,13 +152,20 @@ void Model::layer_forward(int i, Tensor x_out, Tensor x_in, const LayerActs& a, 
 }
 
 void Model::logits(Tensor out, Tensor rows) const {
-  be_.matmul(out, rows, false, weights_->lm_head(), true, 1.f, 0.f);
+  if (rows.dtype != DType::BF16) {
+    be_.matmul(out, rows, false, weights_->lm_head(), true, 1.f, 0.f);
+    return;
+  }
+  Scoped z(be_, static_cast<size_t>(out.numel()) * 2);  // (R, V) bf16 logits
+  const Tensor z16(z.p, DType::BF16, {out.dim(0), out.dim(1)}, be_.device());
+  be_.matmul(z16, rows, false, weights_->lm_head(), true, 1.f, 0.f);
+  be_.convert(out, z16);
 }
 
 std::vector<double> token_nll(const Model& m, const std::vector<int32_t>& ids) {
   const int64_t n = static_cast<int64_t>(ids.size());
   LF_CHECK(n >= 2, "token_nll needs at least 2 ids");
-  ActivationArena acts(m.backend(), m.config(), 1, n, m.config().num_layers);
+  ActivationArena acts(m.backend(), m.config(), 1, n, m.config().num_layers, nullptr, false, m.act_dtype());
   acts.set_tokens(ids);
   m.forward(acts);
   return token_nll_from_hidden(m, acts.hidden(), ids);

@@ -8,113 +8,39 @@
 
 namespace lorafit {
 
-namespace {
-
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
-
-// Gradient scratch of one batch shape, one backend allocation carved into named views.
-struct ModelBackward::Grads {
-  Backend& be;
-  char* base = nullptr;
-  Tensor dres[2];  // (N, C) gradient w.r.t. the residual stream, ping-pong across layers
-  Tensor d_mid;    // (N, C) w.r.t. resid_mid
-  Tensor d_norm;   // (N, C) w.r.t. a norm output (attn_norm, mlp_norm, hidden)
-  Tensor tmp;      // (N, C) a second contribution before it is added
-  Tensor d_act;    // (N, F) w.r.t. mlp_act
-  Tensor d_gate;   // (N, F)
-  Tensor d_up;     // (N, F)
-  Tensor d_attn;   // (B, T, H, D) w.r.t. the attention output
-  Tensor dq;       // (B, T, H, D)
-  Tensor dk, dv;   // (B, T, Hkv, D)
-  Tensor loss, lse, dloss;  // (N)
-  Tensor targets;           // (N) I32
-  Tensor dxa;               // (N, r)
-  Tensor dxin;              // (N, max I) only with dropout; viewed as (N, I) per projection
-  size_t bytes = 0;
-
-  Grads(Backend& b, const ModelConfig& c, int64_t B, int64_t T, int64_t r, bool dropout) : be(b) {
-    const int64_t N = B * T, C = c.hidden_size, F = c.intermediate_size, H = c.num_heads, Hkv = c.num_kv_heads,
-                  D = c.head_dim;
-    const int64_t max_in = std::max({C, F, H * D});
-    struct Want {
-      Tensor* t;
-      DType dt;
-      std::vector<int64_t> shape;
-    };
-    std::vector<Want> want = {
-        {&dres[0], DType::F32, {N, C}},   {&dres[1], DType::F32, {N, C}},   {&d_mid, DType::F32, {N, C}},
-        {&d_norm, DType::F32, {N, C}},    {&tmp, DType::F32, {N, C}},       {&d_act, DType::F32, {N, F}},
-        {&d_gate, DType::F32, {N, F}},    {&d_up, DType::F32, {N, F}},      {&d_attn, DType::F32, {B, T, H, D}},
-        {&dq, DType::F32, {B, T, H, D}},  {&dk, DType::F32, {B, T, Hkv, D}}, {&dv, DType::F32, {B, T, Hkv, D}},
-        {&loss, DType::F32, {N}},         {&lse, DType::F32, {N}},          {&dloss, DType::F32, {N}},
-        {&targets, DType::I32, {N}},      {&dxa, DType::F32, {N, r}},
-    };
-    if (dropout) want.push_back({&dxin, DType::F32, {N, max_in}});
-    std::vector<size_t> off;
-    for (const Want& w : want) {
-      int64_t n = 1;
-      for (int64_t d : w.shape) n *= d;
-      off.push_back(bytes);
-      bytes += (static_cast<size_t>(n) * dtype_size(w.dt) + 63) / 64 * 64;
-    }
-    base = static_cast<char*>(be.alloc(bytes));
-    for (size_t i = 0; i < want.size(); ++i) {
-      Tensor& t = *want[i].t;
-      t.data = base + off[i];
-      t.dtype = want[i].dt;
-      t.device = be.device();
-      t.ndim = 0;
-      for (int64_t d : want[i].shape) t.shape[t.ndim++] = d;
-    }
-  }
-  ~Grads() { be.free(base); }
-  Grads(const Grads&) = delete;
-  Grads& operator=(const Grads&) = delete;
-};
-
 ModelBackward::ModelBackward(const Model& m, const LoraParams& lora, bool checkpointing)
     : m_(m), lora_(lora), checkpointing_(checkpointing) {}
 
 ModelBackward::~ModelBackward() = default;
 
-size_t ModelBackward::bytes() const { return (acts_ ? acts_->bytes() : 0) + (g_ ? g_->bytes : 0); }
+size_t ModelBackward::bytes() const { return acts_ ? acts_->bytes() : 0; }
 
-void ModelBackward::ensure_shape(int64_t B, int64_t T) {
+void ModelBackward::reserve(int64_t B, int64_t T) {
   bool dropout = false;  // any adapter with dropout: the arena must hold drop(x)
   for (const LinearModule& mod : lora_.modules())
     dropout = dropout || lora_.weights(mod.layer, mod.proj)->dropout > 0.f;
-  if (acts_ && B == B_ && T == T_ && dropout == dropout_) return;
-  g_.reset();
-  acts_.reset();
+  if (acts_ && B * T <= acts_->capacity() && dropout == dropout_) return;
   const ModelConfig& c = m_.config();
-  acts_ = std::make_unique<ActivationArena>(m_.backend(), c, B, T, checkpointing_ ? 1 : c.num_layers, &lora_,
-                                            dropout);
-  g_ = std::make_unique<Grads>(m_.backend(), c, B, T, lora_.config().r, dropout);
+  const int64_t rows = std::max(B * T, acts_ ? acts_->capacity() : 0);  // never shrink
+  acts_.reset();
+  ArenaSpec spec;
+  spec.B = 1;
+  spec.T = rows;
+  spec.layer_sets = checkpointing_ ? 1 : c.num_layers;
+  spec.act = m_.act_dtype();
+  spec.lora = &lora_;
+  spec.lora_dropout = dropout;
+  spec.grads = true;
+  acts_ = std::make_unique<ActivationArena>(m_.backend(), c, spec);
+  dropout_ = dropout;
+  ++allocations_;
+}
+
+void ModelBackward::ensure_shape(int64_t B, int64_t T) {
+  reserve(B, T);
+  acts_->reshape(B, T);
   B_ = B;
   T_ = T;
-  dropout_ = dropout;
-}
-
-LayerLora ModelBackward::layer_lora(int i) const {
-  LayerLora ll{};
-  for (int p = 0; p < kNumProj; ++p) ll[static_cast<size_t>(p)] = lora_.weights(i, static_cast<Proj>(p));
-  return ll;
-}
-
-// Every (layer, projection) draws an independent dropout mask (PEFT has one nn.Dropout per
-// adapted module), and the recomputation of a layer reuses exactly the same seeds.
-LayerActs ModelBackward::layer_acts(int i) const {
-  LayerActs a = acts_->layer(i);
-  for (int p = 0; p < kNumProj; ++p)
-    a.lora[static_cast<size_t>(p)].dropout_seed = mix64(seed_ ^ mix64(static_cast<uint64_t>(i * kNumProj + p)));
-  return a;
 }
 
 std::vector<float> ModelBackward::forward(int64_t B, int64_t T, const std::vector<int32_t>& ids,
@@ -134,23 +60,18 @@ std::vector<float> ModelBackward::forward(int64_t B, int64_t T, const std::vecto
   seed_ = seed;
   packed_ = !seg.empty();
   Backend& be = m_.backend();
-  const ModelConfig& c = m_.config();
   const int64_t N = B * T;
   if (packed_)
     acts_->set_tokens(ids, pos, seg);
   else
     acts_->set_tokens(ids);
-  be.embedding_forward(acts_->residual(0), acts_->ids().view({N}), m_.weights().embed());
-  for (int i = 0; i < c.num_layers; ++i)
-    m_.layer_forward(i, acts_->residual(i + 1), acts_->residual(i), layer_acts(i), layer_lora(i), acts_->pos(),
-                     seg_mask(), training);
-  be.rmsnorm_forward(acts_->hidden(), acts_->final_rstd(), acts_->residual(c.num_layers), m_.weights().final_norm(),
-                     static_cast<float>(c.rms_norm_eps));
-  be.upload(g_->targets.data, targets.data(), targets.size() * sizeof(int32_t));
-  be.lmhead_ce_forward(g_->loss, g_->lse, acts_->hidden(), m_.weights().lm_head(), g_->targets);
+  m_.forward(*acts_, &lora_, training, nullptr, {}, seg_mask(), seed_);
+  const GradBufs g = acts_->grads();
+  be.upload(g.targets.data, targets.data(), targets.size() * sizeof(int32_t));
+  be.lmhead_ce_forward(g.loss, g.lse, acts_->hidden(), m_.weights().lm_head(), g.targets);
   std::vector<float> loss(static_cast<size_t>(N));
   be.sync();
-  be.download(loss.data(), g_->loss.data, loss.size() * sizeof(float));
+  be.download(loss.data(), g.loss.data, loss.size() * sizeof(float));
   host_targets_ = targets;
   have_forward_ = true;
   return loss;
@@ -162,37 +83,38 @@ void ModelBackward::backward(float loss_scale) {
   const ModelConfig& c = m_.config();
   const int L = c.num_layers;
   const int64_t N = B_ * T_;
+  const GradBufs g = acts_->grads();
   std::vector<float> dloss(static_cast<size_t>(N));  // (N) d(Σ scale·loss_n)/d loss_n
   for (size_t n = 0; n < dloss.size(); ++n) dloss[n] = host_targets_[n] == -100 ? 0.f : loss_scale;
-  be.upload(g_->dloss.data, dloss.data(), dloss.size() * sizeof(float));
+  be.upload(g.dloss.data, dloss.data(), dloss.size() * sizeof(float));
 
   // hidden = rmsnorm(residual.L); loss = CE(hidden · lm_headᵀ)
-  be.lmhead_ce_backward(g_->d_norm, g_->dloss, acts_->hidden(), m_.weights().lm_head(), g_->targets, g_->lse);
-  int cur = 0;  // g_->dres[cur] holds d residual.(i+1) entering layer i
-  be.rmsnorm_backward(g_->dres[cur], g_->d_norm, acts_->residual(L), m_.weights().final_norm(), acts_->final_rstd());
+  be.lmhead_ce_backward(g.d_norm, g.dloss, acts_->hidden(), m_.weights().lm_head(), g.targets, g.lse);
+  int cur = 0;  // g.dres[cur] holds d residual.(i+1) entering layer i
+  be.rmsnorm_backward(g.dres[cur], g.d_norm, acts_->residual(L), m_.weights().final_norm(), acts_->final_rstd());
   for (int i = L - 1; i >= 0; --i) {
-    const LayerActs a = layer_acts(i);
+    const LayerActs a = layer_acts(*acts_, i, seed_);
     // The single layer set holds layer L−1 after the forward; earlier layers are recomputed.
     if (checkpointing_ && i != L - 1)
-      m_.layer_forward(i, acts_->residual(i + 1), acts_->residual(i), a, layer_lora(i), acts_->pos(), seg_mask(),
-                       training_);
-    layer_backward(i, g_->dres[1 - cur], g_->dres[cur], a);
+      m_.layer_forward(i, acts_->residual(i + 1), acts_->residual(i), a, layer_lora(&lora_, i), acts_->pos(),
+                       seg_mask(), training_);
+    layer_backward(i, g.dres[1 - cur], g.dres[cur], a, g);
     cur = 1 - cur;
   }
-  // g_->dres[cur] = d embeddings: the embedding is frozen, so it goes nowhere.
+  // g.dres[cur] = d embeddings: the embedding is frozen, so it goes nowhere.
 }
 
 // Mirrors Model::layer_forward, last op first. dy (N,C) = d x_out; dx (N,C) = d x_in.
-void ModelBackward::layer_backward(int i, Tensor dx, Tensor dy, const LayerActs& a) {
+void ModelBackward::layer_backward(int i, Tensor dx, Tensor dy, const LayerActs& a, const GradBufs& g) {
   Backend& be = m_.backend();
   const ModelConfig& c = m_.config();
   const LayerWeights w = m_.weights().layer(i);
-  const LayerLora ll = layer_lora(i);
+  const LayerLora ll = layer_lora(&lora_, i);
   const int64_t N = B_ * T_, H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim;
-  Grads& g = *g_;
   auto lin_back = [&](Proj p, Tensor d_in, Tensor d_out, Tensor x, Tensor W) {
     const auto k = static_cast<size_t>(p);
-    LoraGradScratch s{g.dxa, g.dxin.empty() ? Tensor() : Tensor(g.dxin.data, DType::F32, {N, x.dim(-1)}, be.device())};
+    LoraGradScratch s = g.lora;
+    if (!s.dxin.empty()) s.dxin = Tensor(s.dxin.data, s.dxin.dtype, {N, x.dim(-1)}, be.device());  // (N, I)
     linear_backward(be, d_in, d_out, x, W, ll[k], &a.lora[k], training_, s);
   };
   auto rows = [N](Tensor t) { return t.view({N, t.numel() / N}); };
@@ -216,12 +138,12 @@ void ModelBackward::layer_backward(int i, Tensor dx, Tensor dy, const LayerActs&
   Tensor dq_proj = g.dq, dk_proj = g.dk;
   if (c.qk_norm) {
     dq_proj = g.d_attn.view({N * H, D});
-    be.rmsnorm_backward(dq_proj, g.dq.view({N * H, D}), a.q_raw.view({N * H, D}), w.q_norm, a.q_rstd);
+    be.rmsnorm_backward(dq_proj, g.dq.view({N * H, D}), a.q_raw.view({N * H, D}), w.q_norm, a.q_rstd.view({N * H}));
   }
   lin_back(Proj::Q, g.d_norm, rows(dq_proj), a.attn_norm, w.q);
   if (c.qk_norm) {
-    dk_proj = Tensor(g.d_attn.data, DType::F32, {N * Hkv, D}, be.device());
-    be.rmsnorm_backward(dk_proj, g.dk.view({N * Hkv, D}), a.k_raw.view({N * Hkv, D}), w.k_norm, a.k_rstd);
+    dk_proj = Tensor(g.d_attn.data, g.d_attn.dtype, {N * Hkv, D}, be.device());  // (N·Hkv, D)
+    be.rmsnorm_backward(dk_proj, g.dk.view({N * Hkv, D}), a.k_raw.view({N * Hkv, D}), w.k_norm, a.k_rstd.view({N * Hkv}));
   }
   lin_back(Proj::K, g.tmp, rows(dk_proj), a.attn_norm, w.k);
   be.add(g.d_norm, g.d_norm, g.tmp);

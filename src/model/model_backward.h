@@ -22,13 +22,19 @@ namespace lorafit {
 
 class ModelBackward {
  public:
-  // `lora` must outlive this object. Buffers are (re)allocated per batch shape (B, T).
+  // `lora` must outlive this object. The arena (activations and gradients, one buffer table)
+  // is allocated once, for the longest batch: reserve() it up front (the trainer does, from
+  // the memory plan) and every micro-batch takes (B, T) views; a longer batch than reserved
+  // reallocates once (counted by allocations()).
   ModelBackward(const Model& m, const LoraParams& lora, bool checkpointing);
   ~ModelBackward();
   ModelBackward(const ModelBackward&) = delete;
   ModelBackward& operator=(const ModelBackward&) = delete;
 
   bool checkpointing() const { return checkpointing_; }
+  // Sizes the arena for batches of up to B·T rows.
+  void reserve(int64_t B, int64_t T);
+  int allocations() const { return allocations_; }
 
   // Forward of ids (B·T row-major, right-padded) through all layers, then the per-row CE of
   // `targets` (N, the labels already shifted: row (b, t) predicts targets[b·T + t], −100 =
@@ -49,23 +55,20 @@ class ModelBackward {
 
   // The arena of the last forward (for dumps and tests).
   const ActivationArena& activations() const { return *acts_; }
-  // Bytes of activation + gradient scratch held for the current shape.
+  // Bytes of activation + gradient scratch held (at capacity).
   size_t bytes() const;
 
  private:
-  struct Grads;  // gradient scratch, (re)allocated with the arena
   void ensure_shape(int64_t B, int64_t T);
-  LayerActs layer_acts(int i) const;  // acts_->layer(i) with the dropout seeds set
-  LayerLora layer_lora(int i) const;
   Tensor seg_mask() const { return packed_ ? acts_->seg() : Tensor(); }  // (B,T) I32 or empty
-  void layer_backward(int i, Tensor dx, Tensor dy, const LayerActs& a);
+  void layer_backward(int i, Tensor dx, Tensor dy, const LayerActs& a, const GradBufs& g);
 
   const Model& m_;
   const LoraParams& lora_;
   bool checkpointing_;
   bool dropout_ = false;  // LoRA dropout configured (arena holds xdrop buffers)
-  std::unique_ptr<ActivationArena> acts_;
-  std::unique_ptr<Grads> g_;
+  std::unique_ptr<ActivationArena> acts_;  // activations + gradients, sized once
+  int allocations_ = 0;
   int64_t B_ = 0, T_ = 0;
   bool training_ = false;
   uint64_t seed_ = 0;

@@ -1,5 +1,7 @@
 #include "model/weights.h"
 
+#include <algorithm>
+
 #include <set>
 
 #include "lora/lora_config.h"
@@ -134,7 +136,8 @@ ModelWeights::ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& 
                   shape_str(p.shape));
     if (t->dtype != DType::F32 && t->dtype != DType::BF16 && t->dtype != DType::F16)
       throw Error("{}: tensor \"{}\" has dtype {}; expected F32, BF16 or F16", t->file, p.name, dtype_name(t->dtype));
-    p.tensor = make_tensor(const_cast<uint8_t*>(t->data), t->dtype, p.shape, Device::CPU);
+    // view() refuses data not aligned to its element size: the kernels read it in place.
+    p.tensor = make_tensor(t->view().data, t->dtype, p.shape, Device::CPU);
   }
   for (const TensorInfo* t : files_->all())
     if (!expected.count(t->name) && !ignored_extra(t->name, cfg))
@@ -182,6 +185,25 @@ void ModelWeights::rebind(const std::string& name, Tensor t) {
     return;
   }
   throw Error("cannot rebind {}: the model has no such parameter", name);
+}
+
+void ModelWeights::round_to_bf16() {
+  for (auto& p : params_) {
+    if (p.tensor.dtype == DType::BF16) continue;
+    Tensor t = p.tensor;
+    t.data = be_.alloc(static_cast<size_t>(t.numel()) * 2);
+    t.dtype = DType::BF16;
+    be_.convert(t, p.tensor);
+    const auto old = std::find(device_copies_.begin(), device_copies_.end(), p.tensor.data);
+    if (old != device_copies_.end()) {
+      be_.free(*old);
+      device_copies_.erase(old);
+    }
+    device_copies_.push_back(t.data);
+    p.tensor = t;
+  }
+  lm_head_ = globals_ == 2 ? params_[0].tensor : params_[2].tensor;  // tied: the embedding
+  dtype_ = DType::BF16;
 }
 
 int64_t ModelWeights::num_params() const {

@@ -56,6 +56,9 @@ class ModelWeights {
   // keeps it alive), e.g. a weight with an adapter merged at load. Throws Error for an unknown
   // name, the tied embedding, or a different shape/dtype.
   void rebind(const std::string& name, Tensor t);
+  // Rounds every tensor that is not BF16 to an owned BF16 copy, once (a bf16 run from an F32
+  // or F16 checkpoint: the weights torch_dtype=bfloat16 would load).
+  void round_to_bf16();
   Tensor embed() const { return params_[0].tensor; }       // (V, C)
   Tensor final_norm() const { return params_[1].tensor; }  // (C)
   Tensor lm_head() const { return lm_head_; }              // (V, C): the embedding when tied
@@ -70,7 +73,7 @@ class ModelWeights {
   Tensor lm_head_;
   DType dtype_ = DType::F32;
   std::unique_ptr<SafetensorsSet> files_;  // keeps the mappings alive
-  std::vector<void*> device_copies_;       // non-CPU backends only
+  std::vector<void*> device_copies_;       // non-CPU backends, and copies rounded to bf16
 };
 
 // The parameter names and shapes `cfg` implies, in table order (for messages and tests).

@@ -1,6 +1,8 @@
 #include "tensor/dtype.h"
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 
 #include "util/error.h"
 
@@ -93,23 +95,32 @@ uint16_t f32_to_f16(float f) {
 }
 
 void convert_to_f32(float* dst, const void* src, DType t, size_t n) {
+  // `src` may point into a memory-mapped file at any byte offset: elements are read with
+  // memcpy (one load each after optimisation), never through a misaligned typed pointer.
+  auto s = static_cast<const uint8_t*>(src);
+  auto load16 = [s](size_t i) {
+    uint16_t v;
+    std::memcpy(&v, s + 2 * i, 2);
+    return v;
+  };
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, n * 4);
       return;
     case DType::BF16: {
-      auto s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(load16(i));
       return;
     }
     case DType::F16: {
-      auto s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+      for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(load16(i));
       return;
     }
     case DType::F64: {
-      auto s = static_cast<const double*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+      for (size_t i = 0; i < n; ++i) {
+        double d;
+        std::memcpy(&d, s + 8 * i, 8);
+        dst[i] = static_cast<float>(d);
+      }
       return;
     }
     default:

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "formats/json_util.h"
 #include "tokenizer/pipeline.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
@@ -123,18 +124,13 @@ Bpe Bpe::from_json(const json& m, bool byte_level) {
 
 Bpe Bpe::from_files(const std::string& vocab_json, const std::string& merges_txt, const std::string& vocab_name,
                     const std::string& merges_name) {
-  json vocab;
-  try {
-    vocab = json::parse(vocab_json);
-  } catch (const json::exception& e) {
-    throw Error("{}: not valid JSON ({})", vocab_name, e.what());
-  }
+  const json vocab = parse_json(vocab_json, vocab_name);
   if (!vocab.is_object()) throw Error("{}: expected an object of token -> id", vocab_name);
   Bpe b;
   b.byte_level_ = true;
   b.vocab_.reserve(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0)
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > INT32_MAX)
       throw Error("{}: \"{}\" must map to a non-negative integer id", vocab_name, it.key());
     b.vocab_.emplace(it.key(), it.value().get<int32_t>());
   }

@@ -30,6 +30,7 @@ struct Expr {
   };
   Kind kind;
   int line = 0;
+  int height = 1;  // 1 + the tallest argument (bounded by kMaxNesting)
   Value value;
   std::string name;
   bool negated = false;

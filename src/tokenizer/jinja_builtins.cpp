@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "tokenizer/jinja_builtins.h"
+#include "tokenizer/jinja_limits.h"
 #include "tokenizer/jinja_text.h"
 
 namespace lorafit::jinja {
@@ -32,6 +33,37 @@ static std::runtime_error type_error(const std::string& op, const Value& a, cons
 
 static bool is_intlike(const Value& v) { return v.kind() == K::Int || v.kind() == K::Bool; }
 static int64_t int_of(const Value& v) { return v.kind() == K::Bool ? (v.as_bool() ? 1 : 0) : v.as_int(); }
+
+// Python integers are unbounded; ours are 64-bit, so a result that does not fit is an error
+// (never a wrapped value, never undefined behaviour).
+static std::runtime_error int_overflow(const std::string& op, int64_t x, int64_t y) {
+  return std::runtime_error(fmt::format("integer overflow: {} {} {} does not fit in 64 bits", x, op, y));
+}
+static int64_t checked(const std::string& op, int64_t x, int64_t y) {
+  int64_t r = 0;
+  bool bad = op == "+" ? __builtin_add_overflow(x, y, &r)
+           : op == "-" ? __builtin_sub_overflow(x, y, &r)
+                       : __builtin_mul_overflow(x, y, &r);
+  if (bad) throw int_overflow(op, x, y);
+  return r;
+}
+static int64_t checked_pow(int64_t base, int64_t exp) {  // exp >= 0; by squaring
+  int64_t r = 1, b = base;
+  for (int64_t e = exp; e > 0; e >>= 1) {
+    if ((e & 1) && __builtin_mul_overflow(r, b, &r)) throw int_overflow("**", base, exp);
+    if (e > 1 && __builtin_mul_overflow(b, b, &b)) {
+      if (r == 0) return 0;
+      throw int_overflow("**", base, exp);
+    }
+  }
+  return r;
+}
+// `seq * times` where the result would hold `unit * times` bytes or items.
+static void check_repeat(size_t unit, int64_t times, size_t limit, const char* what) {
+  if (times > 0 && unit > 0 && unit > limit / static_cast<uint64_t>(times))
+    throw std::runtime_error(fmt::format("repeating a {} {} times is larger than the limit of {} {}", what, times,
+                                         limit, what[0] == 's' ? "bytes" : "items"));
+}
 
 Value binary_op(const std::string& op, const Value& a, const Value& b) {
   if (op == "==") return Value(values_equal(a, b));
@@ -60,10 +92,14 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   const bool nums = (a.is_number() || a.kind() == K::Bool) && (b.is_number() || b.kind() == K::Bool);
   const bool ints = is_intlike(a) && is_intlike(b);
   if (op == "+") {
-    if (ints) return Value(int_of(a) + int_of(b));
+    if (ints) return Value(checked("+", int_of(a), int_of(b)));
     if (nums) return Value(a.as_double() + b.as_double());
-    if (a.is_string() && b.is_string()) return Value(a.str() + b.str());
+    if (a.is_string() && b.is_string()) {
+      check_repeat(a.str().size() + b.str().size(), 1, kMaxStringBytes, "string");
+      return Value(a.str() + b.str());
+    }
     if (a.is_list() && b.is_list()) {
+      check_repeat(a.items().size() + b.items().size(), 1, kMaxListItems, "list");
       ValueList items = a.items();
       items.insert(items.end(), b.items().begin(), b.items().end());
       return Value::list(std::move(items));
@@ -73,17 +109,19 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     throw type_error("+", a, b);
   }
   if (op == "*") {
-    if (ints) return Value(int_of(a) * int_of(b));
+    if (ints) return Value(checked("*", int_of(a), int_of(b)));
     if (nums) return Value(a.as_double() * b.as_double());
     const Value* seq = a.is_string() || a.is_list() ? &a : (b.is_string() || b.is_list() ? &b : nullptr);
     const Value* n = seq == &a ? &b : &a;
     if (seq && is_intlike(*n)) {
       int64_t times = std::max<int64_t>(0, int_of(*n));
       if (seq->is_string()) {
+        check_repeat(seq->str().size(), times, kMaxStringBytes, "string");
         std::string out;
         for (int64_t i = 0; i < times; ++i) out += seq->str();
         return Value(out);
       }
+      check_repeat(seq->items().size(), times, kMaxListItems, "list");
       ValueList out;
       for (int64_t i = 0; i < times; ++i) out.insert(out.end(), seq->items().begin(), seq->items().end());
       return Value::list(std::move(out));
@@ -91,7 +129,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     throw type_error("*", a, b);
   }
   if (!nums) throw type_error(op, a, b);
-  if (op == "-") return ints ? Value(int_of(a) - int_of(b)) : Value(a.as_double() - b.as_double());
+  if (op == "-") return ints ? Value(checked("-", int_of(a), int_of(b))) : Value(a.as_double() - b.as_double());
   if (op == "/") {
     if (b.as_double() == 0) throw std::runtime_error("division by zero");
     return Value((ints ? static_cast<double>(int_of(a)) : a.as_double()) /
@@ -101,6 +139,10 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     if ((ints ? int_of(b) : b.as_double()) == 0) throw std::runtime_error("integer division or modulo by zero");
     if (ints) {  // Python floors toward negative infinity
       int64_t x = int_of(a), y = int_of(b);
+      if (x == INT64_MIN && y == -1) {  // the one quotient that does not fit
+        if (op == "%") return Value(int64_t{0});
+        throw int_overflow("//", x, y);
+      }
       int64_t q = x / y;
       if ((x % y != 0) && ((x < 0) != (y < 0))) --q;
       return op == "//" ? Value(q) : Value(x - q * y);
@@ -111,9 +153,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   }
   if (op == "**") {
     if (ints && int_of(b) >= 0) {
-      int64_t r = 1;
-      for (int64_t i = 0; i < int_of(b); ++i) r *= int_of(a);
-      return Value(r);
+      return Value(checked_pow(int_of(a), int_of(b)));
     }
     return Value(std::pow(a.as_double(), b.as_double()));
   }
@@ -194,7 +234,11 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
   int64_t b = adjust(start, st < 0 ? len - 1 : 0);
   int64_t e = adjust(stop, st < 0 ? -1 : len);
   std::vector<size_t> idx;
-  for (int64_t i = b; st > 0 ? i < e : i > e; i += st) idx.push_back(static_cast<size_t>(i));
+  // b and e lie in [-1, len]; stop before `i + st` could overflow.
+  for (int64_t i = b; st > 0 ? i < e : i > e;) {
+    idx.push_back(static_cast<size_t>(i));
+    if (__builtin_add_overflow(i, st, &i)) break;
+  }
   if (obj.is_list()) {
     ValueList out;
     for (size_t i : idx) out.push_back(obj.items()[i]);
@@ -335,8 +379,20 @@ void add_globals(ValueDict& g) {
                      if (a.args.size() > 2) step = int_of(a.args[2]);
                    } else throw std::runtime_error("range expected at least 1 argument, got 0");
                    if (step == 0) throw std::runtime_error("range() arg 3 must not be zero");
+                   // Python's length formula, in unsigned arithmetic so no step overflows.
+                   uint64_t n = 0;
+                   if (step > 0 && start < stop)
+                     n = (static_cast<uint64_t>(stop) - static_cast<uint64_t>(start) - 1) / static_cast<uint64_t>(step) + 1;
+                   else if (step < 0 && start > stop)
+                     n = (static_cast<uint64_t>(start) - static_cast<uint64_t>(stop) - 1) /
+                             (0 - static_cast<uint64_t>(step)) + 1;
+                   if (n > kMaxListItems)
+                     throw std::runtime_error(fmt::format("range of {} items is larger than the limit of {}", n,
+                                                          kMaxListItems));
                    ValueList out;
-                   for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.emplace_back(i);
+                   out.reserve(n);
+                   for (uint64_t k = 0; k < n; ++k)
+                     out.emplace_back(static_cast<int64_t>(static_cast<uint64_t>(start) + k * static_cast<uint64_t>(step)));
                    return Value::list(std::move(out));
                  }));
   auto kwargs_dict = [](CallArgs& a) {

@@ -5,11 +5,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <stdexcept>
 #include <unordered_map>
 
+#include <fmt/format.h>
+
 #include "tokenizer/jinja_builtins.h"
+#include "tokenizer/jinja_limits.h"
 #include "tokenizer/jinja_text.h"
 
 namespace lorafit::jinja {
@@ -20,6 +24,15 @@ using FilterFn = std::function<Value(const Value&, CallArgs&)>;
 using TestFn = std::function<bool(const Value&, CallArgs&)>;
 
 int64_t to_int(const Value& v) { return v.kind() == K::Bool ? (v.as_bool() ? 1 : 0) : v.as_int(); }
+
+// Python's int(float): NaN is a ValueError (jinja2's `int` then gives the default); anything
+// outside 64 bits would be a big integer or an OverflowError: an error here.
+Value float_to_int(double d, const Value& fallback) {
+  if (std::isnan(d)) return fallback;
+  if (!(d > -9.2233720368547758e18 && d < 9.2233720368547758e18))
+    throw std::runtime_error(fmt::format("integer overflow: int({}) does not fit in 64 bits", python_float_repr(d)));
+  return Value(static_cast<int64_t>(d));
+}
 
 // Attribute lookup for selectattr/map/sort/join(attribute=...): "a.b" walks dicts.
 Value attr_path(const Value& item, const std::string& path) {
@@ -107,17 +120,20 @@ const std::unordered_map<std::string, FilterFn>& filters() {
     m["int"] = [](const Value& v, CallArgs& a) {
       Value def = a.get(0, "default", Value(static_cast<int64_t>(0)));
       if (v.kind() == K::Int || v.kind() == K::Bool) return Value(to_int(v));
-      if (v.kind() == K::Float) return Value(static_cast<int64_t>(v.as_double()));
+      if (v.kind() == K::Float) return float_to_int(v.as_double(), def);
       if (v.is_string()) {
+        std::string s = py_strip(v.str(), std::nullopt, true, true);
         try {
           size_t used = 0;
-          std::string s = py_strip(v.str(), std::nullopt, true, true);
           int64_t i = std::stoll(s, &used);
           if (used == s.size()) return Value(i);
-          double d = std::stod(s, &used);
-          if (used == s.size()) return Value(static_cast<int64_t>(d));
-        } catch (const std::exception&) {
+        } catch (const std::exception&) {  // not an integer, or one beyond 64 bits: try float
         }
+        // int(float(s)); strtod's hex floats are not Python's, so those stay the default.
+        char* end = nullptr;
+        double d = std::strtod(s.c_str(), &end);
+        if (!s.empty() && end == s.c_str() + s.size() && s.find_first_of("xXpP") == std::string::npos)
+          return float_to_int(d, def);
       }
       return def;
     };
@@ -132,7 +148,10 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       return a.get(0, "default", Value(0.0));
     };
     m["abs"] = [](const Value& v, CallArgs&) {
-      if (v.kind() == K::Int) return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
+      if (v.kind() == K::Int) {
+        if (v.as_int() == INT64_MIN) throw std::runtime_error("integer overflow: abs(-9223372036854775808)");
+        return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
+      }
       return Value(std::fabs(v.as_double()));
     };
     m["list"] = [](const Value& v, CallArgs&) { return Value::list(iterate(v)); };
@@ -208,7 +227,11 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       // transformers: json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
       JsonDumpOptions o;
       Value indent = a.get(1, "indent", Value::none());
-      if (!indent.is_none()) o.indent = static_cast<int>(to_int(indent));
+      if (!indent.is_none()) {
+        int64_t n = to_int(indent);
+        if (n > kMaxJsonIndent) throw std::runtime_error(fmt::format("tojson indent {} is larger than {}", n, kMaxJsonIndent));
+        o.indent = static_cast<int>(std::max<int64_t>(n, -1));
+      }
       o.ensure_ascii = a.get(0, "ensure_ascii", Value(false)).truthy();
       o.sort_keys = a.get(3, "sort_keys", Value(false)).truthy();
       Value seps = a.get(2, "separators", Value::none());

@@ -8,6 +8,7 @@
 #include "tokenizer/jinja.h"
 #include "tokenizer/jinja_ast.h"
 #include "tokenizer/jinja_builtins.h"
+#include "tokenizer/jinja_limits.h"
 #include "util/error.h"
 
 namespace lorafit::jinja {
@@ -41,6 +42,9 @@ class Interp {
   RenderResult result_;
   int current_index_ = -1;
   int loop_depth_ = 0;
+  int call_depth_ = 0;           // macro calls in progress
+  int eval_depth_ = 0;           // eval() frames in progress
+  int64_t loop_iterations_ = 0;  // all `for` iterations so far (kMaxLoopIterations)
 
   template <class... A>
   [[noreturn]] void fail(int line, fmt::format_string<A...> f, A&&... a) {
@@ -58,6 +62,8 @@ class Interp {
       else
         spans.push_back({begin, begin + s.size(), current_index_});
     }
+    if (out->size() + s.size() > kMaxStringBytes)
+      throw Error("{}: rendered output passes {} MiB (the template engine's limit)", ast_.name, kMaxStringBytes >> 20);
     *out += s;
   }
 
@@ -83,7 +89,13 @@ class Interp {
       case Node::Kind::Text: write(n.text); return Flow::Normal;
       case Node::Kind::Output: {
         Value v = eval(*n.expr);
-        write(v.to_str());
+        std::string text;
+        try {
+          text = v.to_str();  // may hit a value limit (nesting, size): name the line
+        } catch (const std::runtime_error& e) {
+          fail(n.line, "{}", e.what());
+        }
+        write(text);
         return Flow::Normal;
       }
       case Node::Kind::If:
@@ -153,6 +165,8 @@ class Interp {
     ++loop_depth_;
     const int saved_index = current_index_;
     for (size_t i = 0; i < items.size(); ++i) {
+      if (++loop_iterations_ > kMaxLoopIterations)
+        fail(n.line, "more than {} loop iterations in one render (the template engine's limit)", kMaxLoopIterations);
       scopes_.back().clear();
       bind_targets(n, items[i]);
       const size_t len = items.size();
@@ -199,6 +213,14 @@ class Interp {
   void define_macro(const Node& n) {
     const Node* node = &n;
     assign(n.name, Value::function(n.name, [this, node](CallArgs& a) {
+             if (call_depth_ >= kMaxCallDepth)
+               throw std::runtime_error(fmt::format("macro '{}': calls nested deeper than {} (recursion without end?)",
+                                                    node->name, kMaxCallDepth));
+             ++call_depth_;
+             struct Leave {
+               int& d;
+               ~Leave() { --d; }
+             } leave{call_depth_};
              scopes_.emplace_back();
              for (size_t i = 0; i < node->params.size(); ++i) {
                const auto& [pname, pdef] = node->params[i];
@@ -226,6 +248,15 @@ class Interp {
   }
 
   Value eval(const Expr& e) {
+    // Macro calls inside expressions inside macros multiply the stack one eval() at a time.
+    if (eval_depth_ >= kMaxEvalDepth)
+      fail(e.line, "expressions nested deeper than {} levels through macro calls (the template engine's limit)",
+           kMaxEvalDepth);
+    ++eval_depth_;
+    struct Leave {
+      int& d;
+      ~Leave() { --d; }
+    } leave{eval_depth_};
     try {
       return eval_inner(e);
     } catch (const Error&) {
@@ -291,6 +322,8 @@ class Interp {
         if (v.is_undefined()) raise_undefined(v);
         if (!v.is_number()) throw std::runtime_error("bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
         if (e.name == "+") return v;
+        if (v.kind() == Value::Kind::Int && v.as_int() == INT64_MIN)
+          throw std::runtime_error("integer overflow: -(-9223372036854775808) does not fit in 64 bits");
         return v.kind() == Value::Kind::Int ? Value(-v.as_int()) : Value(-v.as_double());
       }
       case K::Binary: {
@@ -333,8 +366,14 @@ static std::shared_ptr<const TemplateAst> parse_or_throw(const std::string& sour
   }
 }
 
+static std::shared_ptr<const TemplateAst> parse_checked(const std::string& source, const std::string& name) {
+  if (source.size() > kMaxSourceBytes)
+    throw Error("{}: template of {} bytes is larger than the limit of {} MiB", name, source.size(), kMaxSourceBytes >> 20);
+  return parse_or_throw(source, name);
+}
+
 Template::Template(const std::string& source, std::string name)
-    : name_(std::move(name)), ast_(parse_or_throw(source, name_)) {}
+    : name_(std::move(name)), ast_(parse_checked(source, name_)) {}
 Template::~Template() = default;
 Template::Template(const Template&) = default;
 Template& Template::operator=(const Template&) = default;

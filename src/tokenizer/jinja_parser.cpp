@@ -6,9 +6,12 @@
 #pragma GCC diagnostic ignored "-Wrestrict"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 
 #include "tokenizer/jinja_ast.h"
 #include "tokenizer/jinja_lexer.h"
+#include "tokenizer/jinja_limits.h"
 #include "util/error.h"
 
 namespace lorafit::jinja {
@@ -103,8 +106,44 @@ class Parser {
     e->line = line;
     return e;
   }
+  // Chains such as `a + b + c ...` or `x|f|g ...` are built in loops, not by recursion, so
+  // their height is counted here: a tree taller than kMaxNesting would overflow the stack
+  // when evaluated or freed.
+  ExprPtr seal(ExprPtr e) {
+    int h = 0;
+    for (const auto& a : e->args)
+      if (a) h = std::max(h, a->height);
+    for (const auto& [k, v] : e->kwargs) h = std::max(h, v->height);
+    e->height = h + 1;
+    if (e->height > kMaxNesting) too_deep(e->line);
+    return e;
+  }
+  [[noreturn]] void too_deep(int line) {
+    fail(line, "expressions or tags nested deeper than {} levels (the template engine's limit)", kMaxNesting);
+  }
+  // Recursion guard for the parse functions that call themselves (parentheses, `not not`,
+  // `- -`, tags inside tags).
+  struct Nest {
+    Parser& p;
+    explicit Nest(Parser& parser) : p(parser) {
+      if (++p.nest_ > kMaxNesting) p.too_deep(p.peek().line ? p.peek().line : p.last_line_);
+    }
+    ~Nest() { --p.nest_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+  };
+  int nest_ = 0;
+  // An integer literal; Python's are unbounded, ours 64-bit.
+  int64_t int_literal(const Token& t) {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(t.value.data(), t.value.data() + t.value.size(), v);
+    if (ec != std::errc() || end != t.value.data() + t.value.size())
+      fail(t.line ? t.line : last_line_, "integer {} does not fit in 64 bits", t.value);
+    return v;
+  }
 
   NodePtr parse_statement() {
+    Nest nest(*this);
     const Token& kw = next();
     const int line = kw.line;
     const std::string& k = kw.value;
@@ -228,6 +267,7 @@ class Parser {
   }
 
   ExprPtr parse_expression() {
+    Nest nest(*this);
     auto e = parse_or();
     if (is_name("if")) {
       int line = next().line;
@@ -240,7 +280,7 @@ class Parser {
       } else {
         c->args.push_back(nullptr);
       }
-      return c;
+      return seal(std::move(c));
     }
     return e;
   }
@@ -249,7 +289,7 @@ class Parser {
     b->name = op;
     b->args.push_back(std::move(l));
     b->args.push_back(std::move(r));
-    return b;
+    return seal(std::move(b));
   }
   ExprPtr parse_or() {
     auto l = parse_and();
@@ -269,11 +309,12 @@ class Parser {
   }
   ExprPtr parse_not() {
     if (is_name("not")) {
+      Nest nest(*this);
       int line = next().line;
       auto u = expr(Expr::Kind::Unary, line);
       u->name = "not";
       u->args.push_back(parse_not());
-      return u;
+      return seal(std::move(u));
     }
     return parse_compare();
   }
@@ -327,10 +368,12 @@ class Parser {
   }
   ExprPtr parse_unary(bool with_filter) {
     if (is_op("-") || is_op("+")) {
+      Nest nest(*this);
       const Token& t = next();
       auto u = expr(Expr::Kind::Unary, t.line);
       u->name = t.value;
       u->args.push_back(parse_unary(false));
+      u = seal(std::move(u));
       return with_filter ? parse_filters(std::move(u)) : std::move(u);
     }
     auto e = parse_postfix(parse_primary());
@@ -362,7 +405,7 @@ class Parser {
         }
         f->args.push_back(std::move(e));
         if (is_op("(")) parse_call_args(*f);
-        e = std::move(f);
+        e = seal(std::move(f));
       } else if (is_name("is")) {
         int line = next().line;
         auto t = expr(Expr::Kind::Test, line);
@@ -383,7 +426,7 @@ class Parser {
                                n.value != "if" && n.value != "in" && n.value != "is" && n.value != "not");
           if (starts_value) t->args.push_back(parse_postfix(parse_primary()));
         }
-        e = std::move(t);
+        e = seal(std::move(t));
       } else {
         return e;
       }
@@ -398,13 +441,13 @@ class Parser {
           a->kind = Expr::Kind::Item;
           a->args.push_back(std::move(e));
           auto idx = expr(Expr::Kind::Literal, line);
-          idx->value = Value(static_cast<int64_t>(std::stoll(next().value)));
+          idx->value = Value(int_literal(next()));
           a->args.push_back(std::move(idx));
         } else {
           a->name = expect_name();
           a->args.push_back(std::move(e));
         }
-        e = std::move(a);
+        e = seal(std::move(a));
       } else if (is_op("[")) {
         int line = next().line;
         ExprPtr parts[3];
@@ -423,12 +466,12 @@ class Parser {
         s->args.push_back(std::move(e));
         if (!n_colons && !parts[0]) fail(line, "empty subscript");
         for (int i = 0; i < (n_colons ? 3 : 1); ++i) s->args.push_back(std::move(parts[i]));
-        e = std::move(s);
+        e = seal(std::move(s));
       } else if (is_op("(")) {
         auto c = expr(Expr::Kind::Call, peek().line);
         c->args.push_back(std::move(e));
         parse_call_args(*c);
-        e = std::move(c);
+        e = seal(std::move(c));
       } else {
         return e;
       }
@@ -459,12 +502,12 @@ class Parser {
       }
       case T::Int: {
         auto e = expr(Expr::Kind::Literal, line);
-        e->value = Value(static_cast<int64_t>(std::stoll(next().value)));
+        e->value = Value(int_literal(next()));
         return e;
       }
       case T::Float: {
         auto e = expr(Expr::Kind::Literal, line);
-        e->value = Value(std::stod(next().value));
+        e->value = Value(std::strtod(next().value.c_str(), nullptr));  // 1e999 is inf, as in Python
         return e;
       }
       case T::Op:
@@ -480,7 +523,7 @@ class Parser {
               if (is_op(")")) break;
               tuple->args.push_back(parse_expression());
             }
-            inner = std::move(tuple);
+            inner = seal(std::move(tuple));
           }
           expect_op(")");
           return inner;
@@ -493,7 +536,7 @@ class Parser {
             if (!is_op("]")) expect_op(",");
           }
           next();
-          return e;
+          return seal(std::move(e));
         }
         if (t.value == "{") {
           next();
@@ -505,7 +548,7 @@ class Parser {
             if (!is_op("}")) expect_op(",");
           }
           next();
-          return e;
+          return seal(std::move(e));
         }
         break;
       default: break;

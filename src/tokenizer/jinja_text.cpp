@@ -6,9 +6,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <stdexcept>
 
+#include "tokenizer/jinja_limits.h"
+
 namespace lorafit::jinja {
+
+// Results built piece by piece stop as soon as they pass the engine's string limit, before
+// a replacement or format argument multiplies them past memory.
+static void check_growing(const std::string& out) {
+  if (out.size() > kMaxStringBytes)
+    throw std::runtime_error("string of more than " + std::to_string(kMaxStringBytes >> 20) +
+                             " MiB (the template engine's limit)");
+}
+
 
 static size_t cp_len(unsigned char c) { return c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1; }
 
@@ -117,6 +129,7 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
     for (size_t i = 0; i <= cps.size(); ++i) {
       if (count < 0 || n < count) {
         out += repl;
+        check_growing(out);
         ++n;
       }
       if (i < cps.size()) out += cps[i];
@@ -130,6 +143,7 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
     size_t f = s.find(old, pos);
     if (f == std::string::npos) break;
     out += s.substr(pos, f - pos) + repl;
+    check_growing(out);
     pos = f + old.size();
     ++n;
   }
@@ -188,8 +202,9 @@ std::string py_format(const std::string& fmt, const CallArgs& a) {
         if (auto_idx >= a.args.size()) throw std::runtime_error("Replacement index out of range for format");
         v = a.args[auto_idx++];
       } else if (std::isdigit(static_cast<unsigned char>(field[0]))) {
-        size_t k = std::stoul(field);
-        if (k >= a.args.size()) throw std::runtime_error("Replacement index out of range for format");
+        size_t k = 0;
+        auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), k);
+        if (ec != std::errc() || end != field.data() + field.size() || k >= a.args.size()) throw std::runtime_error("Replacement index out of range for format");
         v = a.args[k];
       } else {
         bool found = false;
@@ -201,6 +216,7 @@ std::string py_format(const std::string& fmt, const CallArgs& a) {
         if (!found) throw std::runtime_error("KeyError: '" + field + "'");
       }
       out += v.to_str();
+      check_growing(out);
       i = close;
     } else {
       out += c;

@@ -10,7 +10,62 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "tokenizer/jinja_limits.h"
+#include "util/error.h"
+
 namespace lorafit::jinja {
+
+namespace {
+
+// Depth of the recursive walks below (str, ==, <, tojson, to_json, from_json). Values can
+// nest without bound (a loop wrapping a list in a list, or a namespace holding itself), so
+// each walk stops at kMaxValueDepth instead of overflowing the stack.
+thread_local int t_walk_depth = 0;
+struct WalkGuard {
+  WalkGuard() {
+    if (++t_walk_depth > kMaxValueDepth) {
+      --t_walk_depth;
+      throw std::runtime_error(fmt::format("value nested deeper than {} lists/dicts (or containing itself)",
+                                           kMaxValueDepth));
+    }
+  }
+  ~WalkGuard() { --t_walk_depth; }
+  WalkGuard(const WalkGuard&) = delete;
+  WalkGuard& operator=(const WalkGuard&) = delete;
+};
+
+void check_string_size(size_t n) {
+  if (n > kMaxStringBytes)
+    throw std::runtime_error(fmt::format("string of more than {} MiB (the template engine's limit)",
+                                         kMaxStringBytes >> 20));
+}
+
+// Containers whose last reference is being dropped. While one ~Value drains this list, the
+// destructors of nested values only append to it, so freeing a chain nested a million deep
+// takes constant stack.
+struct Pending {
+  std::shared_ptr<ValueList> list;
+  std::shared_ptr<ValueDict> dict;
+  std::shared_ptr<NativeFn> fn;
+};
+thread_local std::vector<Pending>* t_pending = nullptr;
+
+}  // namespace
+
+void Value::release() noexcept {
+  if (t_pending) {
+    t_pending->push_back({std::move(list_), std::move(dict_), std::move(fn_)});
+    return;
+  }
+  std::vector<Pending> pending;
+  t_pending = &pending;
+  pending.push_back({std::move(list_), std::move(dict_), std::move(fn_)});
+  while (!pending.empty()) {
+    Pending p = std::move(pending.back());
+    pending.pop_back();
+  }  // p is destroyed here: its children's ~Value append to `pending`
+  t_pending = nullptr;
+}
 
 const std::string& Value::empty_string() {
   static const std::string empty;
@@ -30,8 +85,13 @@ Value Value::none() {
 Value::Value(bool b) : kind_(Kind::Bool), b_(b) {}
 Value::Value(int64_t i) : kind_(Kind::Int), i_(i) {}
 Value::Value(double d) : kind_(Kind::Float), d_(d) {}
-Value::Value(std::string s) : kind_(Kind::String), s_(std::make_shared<std::string>(std::move(s))) {}
+Value::Value(std::string s) : kind_(Kind::String) {
+  check_string_size(s.size());
+  s_ = std::make_shared<std::string>(std::move(s));
+}
 Value Value::list(ValueList items) {
+  if (items.size() > kMaxListItems)
+    throw std::runtime_error(fmt::format("list of more than {} items (the template engine's limit)", kMaxListItems));
   Value v;
   v.kind_ = Kind::List;
   v.list_ = std::make_shared<ValueList>(std::move(items));
@@ -58,11 +118,17 @@ Value Value::function(std::string name, NativeFn fn) {
 
 template <class Json>
 static Value value_from_json(const Json& j) {
+  WalkGuard guard;
   switch (j.type()) {
     case Json::value_t::null: return Value::none();
     case Json::value_t::boolean: return Value(j.template get<bool>());
     case Json::value_t::number_integer: return Value(j.template get<int64_t>());
-    case Json::value_t::number_unsigned: return Value(static_cast<int64_t>(j.template get<uint64_t>()));
+    case Json::value_t::number_unsigned: {
+      uint64_t u = j.template get<uint64_t>();
+      if (u > static_cast<uint64_t>(INT64_MAX))
+        throw std::runtime_error(fmt::format("integer {} is out of range (templates use 64-bit integers)", u));
+      return Value(static_cast<int64_t>(u));
+    }
     case Json::value_t::number_float: return Value(j.template get<double>());
     case Json::value_t::string: return Value(j.template get<std::string>());
     case Json::value_t::array: {
@@ -192,16 +258,22 @@ std::string Value::repr() const {
     case Kind::Float: return python_float_repr(d_);
     case Kind::String: return python_str_repr(*s_);
     case Kind::List: {
+      WalkGuard guard;
       std::string out = tuple_ ? "(" : "[";
-      for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
+      for (size_t i = 0; i < list_->size(); ++i) {
+        out += (i ? ", " : "") + (*list_)[i].repr();
+        check_string_size(out.size());
+      }
       if (tuple_ && list_->size() == 1) out += ",";
       return out + (tuple_ ? ")" : "]");
     }
     case Kind::Dict: {
+      WalkGuard guard;
       std::string out = "{";
       bool first = true;
       for (const auto& [k, v] : *dict_) {
         out += (first ? "" : ", ") + python_str_repr(k) + ": " + v.repr();
+        check_string_size(out.size());
         first = false;
       }
       return out + "}";
@@ -241,6 +313,7 @@ size_t Value::length() const {
 }
 
 nlohmann::json Value::to_json() const {
+  WalkGuard guard;
   switch (kind_) {
     case Kind::None: return nullptr;
     case Kind::Bool: return b_;
@@ -271,6 +344,7 @@ bool values_equal(const Value& a, const Value& b) {
     return false;
   }
   if (a.kind() != b.kind()) return false;
+  WalkGuard guard;
   switch (a.kind()) {
     case K::Undefined:
     case K::None: return true;
@@ -304,6 +378,7 @@ int values_compare(const Value& a, const Value& b) {
   }
   if (a.is_string() && b.is_string()) return a.str().compare(b.str()) < 0 ? -1 : (a.str() == b.str() ? 0 : 1);
   if (a.is_list() && b.is_list()) {
+    WalkGuard guard;
     size_t n = std::min(a.items().size(), b.items().size());
     for (size_t i = 0; i < n; ++i)
       if (int c = values_compare(a.items()[i], b.items()[i])) return c;
@@ -352,6 +427,8 @@ static void json_escape(std::string& out, const std::string& s, bool ensure_asci
 
 static void json_dump_rec(std::string& out, const Value& v, const JsonDumpOptions& o, int depth) {
   using K = Value::Kind;
+  WalkGuard guard;
+  check_string_size(out.size());
   const std::string item_sep = !o.item_sep.empty() ? o.item_sep : (o.indent >= 0 ? "," : ", ");
   const std::string key_sep = !o.key_sep.empty() ? o.key_sep : ": ";
   auto newline = [&](int d) {
@@ -408,6 +485,8 @@ static void json_dump_rec(std::string& out, const Value& v, const JsonDumpOption
 }
 
 std::string json_dumps(const Value& v, const JsonDumpOptions& opts) {
+  if (opts.indent > kMaxJsonIndent)
+    throw std::runtime_error(fmt::format("tojson indent {} is larger than {}", opts.indent, kMaxJsonIndent));
   std::string out;
   json_dump_rec(out, v, opts, 0);
   return out;

@@ -27,6 +27,13 @@ class Value {
   enum class Kind { Undefined, None, Bool, Int, Float, String, List, Dict, Function };
 
   Value() = default;  // Undefined
+  Value(const Value&) = default;
+  Value(Value&&) noexcept = default;
+  Value& operator=(const Value&) = default;
+  Value& operator=(Value&&) noexcept = default;
+  ~Value() {
+    if (list_ || dict_ || fn_) release();
+  }
   static Value undefined(std::string hint = {});
   static Value none();
   Value(bool b);
@@ -83,6 +90,7 @@ class Value {
   int64_t i_ = 0;
   double d_ = 0;
   static const std::string& empty_string();
+  void release() noexcept;  // drops list_/dict_/fn_ without recursing (deep nesting)
   std::shared_ptr<std::string> s_;  // string, function name or undefined hint; null otherwise
   std::shared_ptr<ValueList> list_;
   std::shared_ptr<ValueDict> dict_;

@@ -8,6 +8,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "formats/json_util.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/pipeline.h"
 #include "tokenizer/unicode.h"
@@ -210,6 +211,8 @@ struct Tokenizer::Impl {
         throw Error("tokenizer.json: {}.id is missing or not an integer", path);
       if (!a.contains("content") || !a.at("content").is_string())
         throw Error("tokenizer.json: {}.content is missing or not a string", path);
+      if (a.at("id").get<int64_t>() < 0 || a.at("id").get<int64_t>() > INT32_MAX)
+        throw Error("tokenizer.json: {}.id = {} is not a token id (0 to 2147483647)", path, a.at("id").dump());
       AddedToken t;
       t.id = a.at("id").get<int32_t>();
       t.content = a.at("content").get<std::string>();
@@ -271,8 +274,11 @@ struct Tokenizer::Impl {
           const std::string name = item.at("SpecialToken").value("id", "");
           if (!specials.contains(name) || !specials.at(name).contains("ids"))
             throw Error("tokenizer.json: {}.special_tokens has no entry \"{}\"", path, name);
-          for (const json& id : specials.at(name).at("ids"))
+          for (const json& id : specials.at(name).at("ids")) {
+            if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+              throw Error("tokenizer.json: {}.special_tokens[\"{}\"].ids holds {}, not a token id", path, name, id.dump());
             (seen_a ? template_suffix : template_prefix).push_back(id.get<int32_t>());
+          }
         }
       }
       return;
@@ -294,8 +300,8 @@ Tokenizer Tokenizer::load(const fs::path& dir_or_file) {
     if (!fs::exists(file)) {
       const fs::path vocab = dir_or_file / "vocab.json", merges = dir_or_file / "merges.txt";
       if (!fs::exists(vocab) || !fs::exists(merges))
-        throw Error("{}: no tokenizer.json and no vocab.json + merges.txt; point --tokenizer at a Hugging Face "
-                    "model folder", dir_or_file.string());
+        throw Error("{}: no tokenizer.json and no vocab.json + merges.txt; this is not a Hugging Face model "
+                    "folder with its tokenizer files (copy them from the model's repository)", dir_or_file.string());
       auto impl = std::make_unique<Impl>();
       impl->model = Bpe::from_files(read_file(vocab), read_file(merges), vocab.string(), merges.string());
       impl->normalizer = Normalizer::nfc();
@@ -307,12 +313,7 @@ Tokenizer Tokenizer::load(const fs::path& dir_or_file) {
     }
   }
   const std::string text = read_file(file);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error("{}: not valid JSON ({}); the file may be truncated or not a tokenizer.json", file.string(), e.what());
-  }
+  const json j = parse_json(text, file.string());
   try {
     if (!j.is_object()) throw Error("tokenizer.json: the top level must be an object");
     if (!j.contains("model") || j.at("model").is_null())
@@ -331,7 +332,7 @@ Tokenizer Tokenizer::load(const fs::path& dir_or_file) {
   } catch (const Error& e) {
     throw Error("{} (in {})", e.what(), file.string());
   } catch (const json::exception& e) {
-    throw Error("{}: unexpected JSON structure: {}", file.string(), e.what());
+    throw Error("{}: unexpected JSON structure: {}", file.string(), json_error_text(e));
   }
 }
 

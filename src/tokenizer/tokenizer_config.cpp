@@ -5,9 +5,12 @@
 #include "tokenizer/tokenizer_config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
+#include "formats/json_util.h"
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace lorafit {
 namespace {
@@ -43,8 +46,11 @@ TokenizerConfig TokenizerConfig::parse(const json& j, const std::string& source)
   c.add_eos_token = get_bool(j, "add_eos_token", false, source);
   c.clean_up_tokenization_spaces = get_bool(j, "clean_up_tokenization_spaces", false, source);
   if (j.contains("model_max_length") && j["model_max_length"].is_number()) {
+    // transformers writes "no limit" as 1e30; a float outside int64 must not be converted (UB).
     double m = j["model_max_length"].get<double>();
-    c.model_max_length = m >= 9.2e18 ? std::numeric_limits<int64_t>::max() : j["model_max_length"].get<int64_t>();
+    c.model_max_length = m >= 9.2e18 || std::isnan(m) ? std::numeric_limits<int64_t>::max()
+                         : m <= -9.2e18             ? 0
+                                                    : j["model_max_length"].get<int64_t>();
   }
   if (j.contains("additional_special_tokens") && j["additional_special_tokens"].is_array()) {
     for (const auto& t : j["additional_special_tokens"]) {
@@ -57,20 +63,20 @@ TokenizerConfig TokenizerConfig::parse(const json& j, const std::string& source)
     if (!d.is_object()) throw Error("{}: 'added_tokens_decoder' must be an object of id -> token", source);
     for (auto it = d.begin(); it != d.end(); ++it) {
       AddedToken t;
-      try {
-        t.id = static_cast<int32_t>(std::stol(it.key()));
-      } catch (const std::exception&) {
+      const std::optional<int64_t> id = try_parse_int(it.key());
+      if (!id || *id < 0 || *id > INT32_MAX)
         throw Error("{}: added_tokens_decoder key '{}' is not a token id", source, it.key());
-      }
+      t.id = static_cast<int32_t>(*id);
       const json& v = it.value();
       if (!v.is_object() || !v.contains("content") || !v["content"].is_string())
         throw Error("{}: added_tokens_decoder[{}] needs a string 'content'", source, it.key());
       t.content = v["content"].get<std::string>();
-      t.special = v.value("special", false);
-      t.lstrip = v.value("lstrip", false);
-      t.rstrip = v.value("rstrip", false);
-      t.single_word = v.value("single_word", false);
-      t.normalized = v.value("normalized", false);
+      const std::string where = fmt::format("{} added_tokens_decoder[{}]", source, it.key());
+      t.special = get_bool(v, "special", false, where);
+      t.lstrip = get_bool(v, "lstrip", false, where);
+      t.rstrip = get_bool(v, "rstrip", false, where);
+      t.single_word = get_bool(v, "single_word", false, where);
+      t.normalized = get_bool(v, "normalized", false, where);
       c.added_tokens_decoder.push_back(std::move(t));
     }
     std::sort(c.added_tokens_decoder.begin(), c.added_tokens_decoder.end(),
@@ -97,13 +103,13 @@ TokenizerConfig TokenizerConfig::parse(const json& j, const std::string& source)
 TokenizerConfig TokenizerConfig::load(const fs::path& dir_or_file) {
   fs::path file = fs::is_directory(dir_or_file) ? dir_or_file / "tokenizer_config.json" : dir_or_file;
   std::string text = read_file(file);
-  json j;
+  const json j = parse_json(text, file.string());
+  TokenizerConfig c;
   try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error("{}: not valid JSON ({})", file.string(), e.what());
+    c = parse(j, file.string());
+  } catch (const json::exception& e) {  // a field of a type parse() does not check
+    throw Error("{}: unexpected JSON structure: {}", file.string(), json_error_text(e));
   }
-  TokenizerConfig c = parse(j, file.string());
   c.template_source = file.string();
   // A sibling chat_template.jinja takes priority over the json's template, as in transformers
   // (>= 4.43 saves the template there; lorafit's adapters carry the one a run trained with).

@@ -15,6 +15,8 @@ struct DashboardOptions {
   fs::path runs_dir = "runs";  // a folder of run folders, or one run folder itself
   std::string host = "127.0.0.1";
   int port = 7860;             // 0 = any free port (tests)
+  // The flags that set host and port, named in messages (`train --dashboard` has its own).
+  std::string port_flag = "--port", host_flag = "--host";
 };
 
 class DashboardServer {
@@ -40,8 +42,6 @@ class DashboardServer {
 // For `lorafit train --dashboard`: binds and serves `runs_dir` on a background thread; keep
 // the returned handle alive for the length of training (destroying it stops the server).
 // The caller prints server->url(). Throws lorafit::Error when the port is in use.
-std::unique_ptr<DashboardServer> start_dashboard_background(const fs::path& runs_dir,
-                                                            const std::string& host = "127.0.0.1",
-                                                            int port = 7860);
+std::unique_ptr<DashboardServer> start_dashboard_background(const DashboardOptions& options);
 
 }  // namespace lorafit::track

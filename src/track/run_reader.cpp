@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 
+#include "formats/json_util.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -34,6 +35,14 @@ bool inside(const fs::path& child, const fs::path& root) {
   if (ec) return false;
   auto [ri, ci] = std::mismatch(r.begin(), r.end(), c.begin(), c.end());
   return ri == r.end();
+}
+
+// A file of a run folder, as long as it stays inside that folder: a symlink leading out of it
+// (to /etc/passwd, another run, a home folder) counts as absent, so the dashboard never
+// serves data from outside the run folder.
+bool present(const fs::path& file) {
+  std::error_code ec;
+  return fs::exists(file, ec) && inside(file, file.parent_path());
 }
 
 void add_warning(std::vector<std::string>& w, std::string msg) {
@@ -90,10 +99,9 @@ nlohmann::json yaml_to_json(const YAML::Node& n) {
 }
 
 std::optional<nlohmann::json> read_json_file(const fs::path& p, std::vector<std::string>& warnings) {
-  std::error_code ec;
-  if (!fs::exists(p, ec)) return std::nullopt;
+  if (!present(p)) return std::nullopt;
   try {
-    return nlohmann::json::parse(read_file(p));
+    return parse_json(read_file(p), "");  // depth-limited: the page dumps what it reads
   } catch (const std::exception& e) {
     add_warning(warnings, fmt::format("{}: cannot be read as JSON ({})", p.filename().string(), e.what()));
     return std::nullopt;
@@ -104,7 +112,7 @@ std::optional<nlohmann::json> read_json_file(const fs::path& p, std::vector<std:
 std::optional<nlohmann::json> load_config(const fs::path& run, std::vector<std::string>& warnings) {
   auto cfg = read_json_file(run / "config.json", warnings);
   std::error_code ec;
-  if (!cfg && fs::exists(run / "config.yaml", ec)) {
+  if (!cfg && present(run / "config.yaml")) {
     try {
       cfg = yaml_to_json(YAML::Load(read_file(run / "config.yaml")));
     } catch (const std::exception& e) {
@@ -200,6 +208,7 @@ fs::path RunReader::resolve(const std::string& id) const {
 
 RunReader::CachedFile& RunReader::refresh(const fs::path& path, bool keep_objects) {
   auto& c = cache_[path.string()];
+  if (!present(path)) return c;
   std::error_code ec;
   uintmax_t size = fs::file_size(path, ec);
   if (ec) return c;
@@ -222,7 +231,12 @@ RunReader::CachedFile& RunReader::refresh(const fs::path& path, bool keep_object
     pos = nl + 1;
     ++c.lines;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json j;
+    try {
+      j = parse_json(line, "");  // depth-limited, as above
+    } catch (const Error&) {
+      j = nlohmann::json::value_t::discarded;
+    }
     if (j.is_discarded() || !j.is_object()) {
       add_warning(c.cols.warnings, fmt::format("{} line {}: not a JSON object, skipped", name, c.lines));
       continue;
@@ -245,11 +259,11 @@ nlohmann::json RunReader::status_of(const fs::path& run, std::vector<std::string
   if (!st) {
     std::error_code ec;
     s["status"] = "unknown";
-    if (fs::exists(run / "status", ec)) {  // a plain "running 12" / "done 60" / "failed ..." file
+    if (present(run / "status")) {  // a plain "running 12" / "done 60" / "failed ..." file
       std::string word = read_file(run / "status");
       word = word.substr(0, word.find_first_of(" \n"));
       s["status"] = word == "done" ? "finished" : word;
-    } else if (!fs::exists(run / "status.json", ec)) {
+    } else if (!present(run / "status.json")) {
       add_warning(warnings, "status.json is missing: status unknown");
     }
   }
@@ -288,7 +302,7 @@ nlohmann::json RunReader::runs_summary() {
       if (cfg.contains(k)) hp[k] = cfg[k];
     nlohmann::json final_loss = nullptr, last_step = nullptr, last_time = nullptr;
     std::error_code ec;
-    if (fs::exists(run / "metrics.jsonl", ec)) {
+    if (present(run / "metrics.jsonl")) {
       auto& m = refresh(run / "metrics.jsonl", false);
       for (const char* key : {"loss", "step", "time"}) {
         auto it = m.cols.values.find(key);
@@ -343,7 +357,7 @@ nlohmann::json RunReader::run_detail(const fs::path& run) {
   d["status"] = status_of(run, w, /*warn_stale=*/false);  // the runs table warns once
   auto cfg = load_config(run, w);
   std::error_code ec;
-  if (fs::exists(run / "config.yaml", ec)) {
+  if (present(run / "config.yaml")) {
     std::string text = read_file(run / "config.yaml");
     d["config_yaml"] = text.size() > (1u << 20) ? text.substr(0, 1u << 20) : text;
   }
@@ -366,7 +380,7 @@ nlohmann::json RunReader::metrics(const fs::path& run, size_t max_points) {
   auto series = nlohmann::json::object();
   std::error_code ec;
   size_t rows = 0;
-  if (!fs::exists(run / "metrics.jsonl", ec)) {
+  if (!present(run / "metrics.jsonl")) {
     add_warning(w, "metrics.jsonl is missing: no training metrics yet");
   } else {
     auto& c = refresh(run / "metrics.jsonl", false);
@@ -390,7 +404,7 @@ nlohmann::json RunReader::system(const fs::path& run, size_t max_points) {
   auto series = nlohmann::json::object();
   std::error_code ec;
   size_t rows = 0;
-  if (!fs::exists(run / "system.jsonl", ec)) {
+  if (!present(run / "system.jsonl")) {
     add_warning(w, "system.jsonl is missing: no hardware readings");
   } else {
     auto& c = refresh(run / "system.jsonl", false);
@@ -411,7 +425,7 @@ nlohmann::json RunReader::samples(const fs::path& run) {
   std::vector<std::string> w;
   auto rows = nlohmann::json::array();
   std::error_code ec;
-  if (!fs::exists(run / "samples.jsonl", ec)) {
+  if (!present(run / "samples.jsonl")) {
     add_warning(w, "samples.jsonl is missing: no answers were recorded");
   } else {
     auto& c = refresh(run / "samples.jsonl", true);

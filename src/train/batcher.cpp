@@ -4,17 +4,9 @@
 #include <numeric>
 
 #include "util/error.h"
+#include "util/rng.h"
 
 namespace lorafit {
-
-namespace {
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-}  // namespace
 
 std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
   std::vector<int64_t> p(static_cast<size_t>(n));
@@ -25,7 +17,7 @@ std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
     const uint64_t bound = static_cast<uint64_t>(i) + 1;
     const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
     uint64_t r;
-    do r = splitmix64(s);
+    do r = splitmix64_next(s);
     while (r >= limit);
     std::swap(p[static_cast<size_t>(i)], p[static_cast<size_t>(r % bound)]);
   }

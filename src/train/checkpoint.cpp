@@ -1,15 +1,18 @@
 #include "train/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 
 #include <nlohmann/json.hpp>
 
+#include "formats/json_util.h"
 #include "formats/safetensors.h"
 #include "lora/lora_adapter.h"
 #include "train/render.h"
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace lorafit {
 
@@ -121,29 +124,47 @@ TrainerState load_checkpoint(const fs::path& dir, LoraParams& lora, Backend& be)
                 dir.string());
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(sp));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("{}: not valid JSON ({}); the checkpoint is damaged, use an earlier one", sp.string(), e.what());
+    j = parse_json(read_file(sp), sp.string());
+  } catch (const Error& e) {
+    throw Error("{}; the checkpoint is damaged, use an earlier one", e.what());
   }
   TrainerState st;
   try {
-    st.global_step = j.at("global_step").get<int64_t>();
-    st.total_steps = j.at("total_steps").get<int64_t>();
-    st.steps_per_epoch = j.at("steps_per_epoch").get<int64_t>();
-    st.seed = j.at("seed").get<uint64_t>();
-    st.lr_scheduler_type = j.at("lr_scheduler_type").get<std::string>();
-    st.warmup_steps = j.at("warmup_steps").get<int64_t>();
-    st.learning_rate = j.at("learning_rate").get<double>();
-    st.num_examples = j.at("num_examples").get<int64_t>();
-    st.log_loss_sum = j.at("log_loss_sum").get<double>();
-    st.log_loss_count = j.at("log_loss_count").get<int64_t>();
-    st.last_loss = j.at("last_loss").get<double>();
-    st.settings_hash = j.at("settings_hash").get<std::string>();
-    if (j.at("num_params").get<int64_t>() != lora.num_params())
-      throw Error("num_params {} differs from this run's LoRA table ({})", j.at("num_params").get<int64_t>(),
-                  lora.num_params());
+    // Each field checked by name: nlohmann's own messages ("type must be number") name none.
+    auto field = [&](const char* k, bool want_string) -> const nlohmann::json& {
+      if (!j.is_object() || !j.contains(k)) throw Error("field `{}` is missing", k);
+      const nlohmann::json& v = j[k];
+      if (want_string ? !v.is_string() : !v.is_number())
+        throw Error("field `{}` is a JSON {}, expected {}", k, json_type_name(v), want_string ? "a string" : "a number");
+      return v;
+    };
+    auto integer = [&](const char* k) {
+      const nlohmann::json& v = field(k, false);
+      if (!v.is_number_integer()) throw Error("field `{}` = {} must be an integer", k, v.dump());
+      if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+        throw Error("field `{}` = {} is out of range", k, v.dump());
+      return v.get<int64_t>();
+    };
+    st.global_step = integer("global_step");
+    st.total_steps = integer("total_steps");
+    st.steps_per_epoch = integer("steps_per_epoch");
+    {
+      const nlohmann::json& v = field("seed", false);
+      if (!v.is_number_unsigned()) throw Error("field `seed` = {} must be a non-negative integer", v.dump());
+      st.seed = v.get<uint64_t>();
+    }
+    st.lr_scheduler_type = field("lr_scheduler_type", true).get<std::string>();
+    st.warmup_steps = integer("warmup_steps");
+    st.learning_rate = field("learning_rate", false).get<double>();
+    st.num_examples = integer("num_examples");
+    st.log_loss_sum = field("log_loss_sum", false).get<double>();
+    st.log_loss_count = integer("log_loss_count");
+    st.last_loss = field("last_loss", false).get<double>();
+    st.settings_hash = field("settings_hash", true).get<std::string>();
+    if (integer("num_params") != lora.num_params())
+      throw Error("num_params {} differs from this run's LoRA table ({})", integer("num_params"), lora.num_params());
   } catch (const nlohmann::json::exception& e) {
-    throw Error("{}: {}", sp.string(), e.what());
+    throw Error("{}: {}", sp.string(), json_error_text(e));
   } catch (const Error& e) {
     throw Error("{}: {}", sp.string(), e.what());
   }
@@ -153,6 +174,17 @@ TrainerState load_checkpoint(const fs::path& dir, LoraParams& lora, Backend& be)
     const TensorInfo* t = opt.find(name);
     if (!t || t->dtype != DType::F32 || t->nbytes != sec.nbytes())
       throw Error("{}/optimizer.safetensors: tensor {} missing or not F32 [{}]", dir.string(), name, lora.num_params());
+    for (int64_t i = 0; i < lora.num_params(); ++i) {  // a damaged checkpoint, named now, not a "divergence" later
+      float v;
+      std::memcpy(&v, t->data + 4 * i, 4);
+      if (std::isfinite(v)) continue;
+      std::string key = "?";
+      for (const LoraTensor& lt : lora.tensors())
+        if (i >= lt.offset && i < lt.offset + lt.numel()) key = lt.key;
+      throw Error("{}/optimizer.safetensors: {} holds {} at element {} (of {}): the checkpoint is damaged; resume "
+                  "from an earlier one",
+                  dir.string(), name, std::isnan(v) ? "NaN" : "Inf", i, key);
+    }
     be.upload(sec.data, t->data, sec.nbytes());
   }
   return st;
@@ -165,8 +197,9 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& outpu
     const std::string name = e.path().filename().string();
     if (!e.is_directory() || name.rfind("checkpoint-", 0) != 0) continue;
     const std::string num = name.substr(11);
-    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;  // skips .tmp
-    out.emplace_back(std::stoll(num), e.path());
+    const std::optional<int64_t> step = try_parse_int(num);
+    if (!step || *step < 0) continue;  // skips checkpoint-5.tmp and other names
+    out.emplace_back(*step, e.path());
   }
   std::sort(out.begin(), out.end());
   return out;

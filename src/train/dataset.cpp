@@ -2,7 +2,9 @@
 
 #include <map>
 
+#include "formats/json_util.h"
 #include "util/error.h"
+#include "util/parse.h"
 
 namespace lorafit {
 
@@ -189,9 +191,9 @@ Dataset load_dataset(const fs::path& path, const DatasetOptions& opts) {
         j = *parsed;
       } else {
         try {
-          j = ojson::parse(src_line);
-        } catch (const nlohmann::json::parse_error& e) {
-          throw Error("is not valid JSON ({})", e.what());
+          j = parse_json_ordered(src_line, "", static_cast<size_t>(line));
+        } catch (const Error& e) {
+          throw Error("is {}", e.what());
         }
       }
       if (ds.format == DatasetFormat::Auto) {
@@ -212,10 +214,9 @@ Dataset load_dataset(const fs::path& path, const DatasetOptions& opts) {
   if (first != std::string::npos && text[first] == '[') {  // a JSON array
     ojson arr;
     try {
-      arr = ojson::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw Error("{}: not valid JSON ({}); expected an array of records or one record per line", path.string(),
-                  e.what());
+      arr = parse_json_ordered(text, path.string());
+    } catch (const Error& e) {
+      throw Error("{}; expected an array of records or one record per line", e.what());
     }
     for (size_t i = 0; i < arr.size(); ++i) take("", static_cast<int64_t>(i + 1), &arr[i]);
   } else {
@@ -243,14 +244,9 @@ IndexRange parse_range(const std::string& spec, int64_t n, const std::string& ke
     throw Error("{}: \"{}\" is not a range a:b (e.g. 5:5000 = records 5..4999)", key, spec);
   auto bound = [&](std::string s, int64_t dflt) -> int64_t {
     if (s.empty()) return dflt;
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != s.size()) throw Error("{}: \"{}\" is not a range a:b of integers", key, spec);
+    const std::optional<int64_t> parsed = try_parse_int(s);
+    if (!parsed) throw Error("{}: \"{}\" is not a range a:b of integers", key, spec);
+    int64_t v = *parsed;
     if (v < 0) v += n;
     return std::clamp<int64_t>(v, 0, n);
   };

@@ -10,6 +10,7 @@
 
 #include "formats/safetensors.h"
 #include "util/error.h"
+#include "util/rng.h"
 
 namespace lorafit {
 
@@ -21,10 +22,7 @@ constexpr int kV = 151936, kC = 64, kL = 2, kH = 4, kHkv = 2, kD = 16, kF = 172;
 struct Normal {
   uint64_t s;
   double next_u() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    const uint64_t z = splitmix64_next(s);
     return (static_cast<double>(z >> 11) + 0.5) * (1.0 / 9007199254740992.0);  // (0, 1)
   }
   float operator()(double stddev) {

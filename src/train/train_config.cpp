@@ -1,5 +1,6 @@
 #include "train/train_config.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -7,41 +8,26 @@
 #include <limits>
 
 #include "util/error.h"
+#include "util/parse.h"
+#include "util/suggest.h"
 
 namespace lorafit {
 
 namespace {
 
-int64_t to_int(const std::string& v, const std::string& where) {
-  size_t used = 0;
-  long long x = 0;
-  try {
-    x = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
+// "a, b,c" → {"a", "b", "c"} (YAML lists arrive joined with ',').
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t a = 0;
+  while (a <= s.size()) {
+    size_t b = std::min(s.find(',', a), s.size());
+    std::string item = s.substr(a, b - a);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (!item.empty()) out.push_back(item);
+    a = b + 1;
   }
-  if (v.empty() || used != v.size()) throw Error("{}: \"{}\" is not an integer", where, v);
-  return x;
-}
-
-double to_double(const std::string& v, const std::string& where) {
-  size_t used = 0;
-  double x = 0;
-  try {
-    x = std::stod(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (v.empty() || used != v.size() || !std::isfinite(x)) throw Error("{}: \"{}\" is not a number", where, v);
-  return x;
-}
-
-bool to_bool(const std::string& v, const std::string& where) {
-  std::string l = v;
-  std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (l == "true" || l == "1" || l == "yes" || l == "on") return true;
-  if (l == "false" || l == "0" || l == "no" || l == "off") return false;
-  throw Error("{}: \"{}\" is not a boolean; write true or false", where, v);
+  return out;
 }
 
 std::string fmt_double(double x) { return fmt::format("{}", x); }
@@ -53,13 +39,13 @@ SettingKey key_of(const char* name, T TrainSettings::*member, const char* help) 
   k.help = help;
   if constexpr (std::is_same_v<T, bool>) {
     k.is_bool = true;
-    k.set = [member, name](TrainSettings& s, const std::string& v) { s.*member = to_bool(v, name); };
+    k.set = [member, name](TrainSettings& s, const std::string& v) { s.*member = parse_bool(v, name); };
     k.get = [member](const TrainSettings& s) { return std::string(s.*member ? "true" : "false"); };
   } else if constexpr (std::is_same_v<T, int64_t>) {
-    k.set = [member, name](TrainSettings& s, const std::string& v) { s.*member = to_int(v, name); };
+    k.set = [member, name](TrainSettings& s, const std::string& v) { s.*member = parse_int(v, name); };
     k.get = [member](const TrainSettings& s) { return std::to_string(s.*member); };
   } else if constexpr (std::is_same_v<T, double>) {
-    k.set = [member, name](TrainSettings& s, const std::string& v) { s.*member = to_double(v, name); };
+    k.set = [member, name](TrainSettings& s, const std::string& v) { s.*member = parse_double(v, name); };
     k.get = [member](const TrainSettings& s) { return fmt_double(s.*member); };
   } else {
     k.set = [member](TrainSettings& s, const std::string& v) { s.*member = v; };
@@ -68,20 +54,25 @@ SettingKey key_of(const char* name, T TrainSettings::*member, const char* help) 
   return k;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
+// bf16: a boolean (a bare --bf16 is true) that may also be auto, the default.
+SettingKey bf16_key() {
+  SettingKey k;
+  k.name = "bf16";
+  k.help = "bf16 mixed precision as HF bf16=True: true, false, auto (bf16 on cuda, fp32 on cpu)";
+  k.is_bool = true;
+  k.set = [](TrainSettings& s, const std::string& v) {
+    if (v == "auto")
+      s.bf16.assign("auto");
+    else
+      s.bf16.assign(parse_bool(v, "bf16 (true, false or auto)") ? "true" : "false");
+  };
+  k.get = [](const TrainSettings& s) { return s.bf16; };
+  return k;
 }
 
 // Aliases people type from other tools; they map to our names.
-std::string canonical(const std::string& key) {
+std::string canonical(const std::string& key_in) {
+  const std::string key = snake_case(key_in);  // kebab-case is an alias of every key
   if (key == "model") return "model_name_or_path";
   if (key == "dataset" || key == "train_file") return "data";
   if (key == "lora_rank") return "lora_r";
@@ -135,7 +126,7 @@ const std::vector<SettingKey>& setting_keys() {
       key_of("adam_beta2", &S::adam_beta2, "AdamW beta2"),
       key_of("adam_epsilon", &S::adam_epsilon, "AdamW epsilon"),
       key_of("gradient_checkpointing", &S::gradient_checkpointing, "recompute layers in the backward"),
-      key_of("bf16", &S::bf16, "bf16 activations (CUDA); the CPU computes in fp32"),
+      bf16_key(),
       key_of("seed", &S::seed, "seed of LoRA init, shuffle and dropout"),
       key_of("lora_r", &S::lora_r, "LoRA rank"),
       key_of("lora_alpha", &S::lora_alpha, "LoRA alpha"),
@@ -154,19 +145,25 @@ const std::vector<SettingKey>& setting_keys() {
       key_of("eval_limit", &S::eval_limit, "first N rows of eval_data (0: all)"),
       key_of("eval_max_new_tokens", &S::eval_max_new_tokens, "tokens per eval_data answer (0: mcq 64, qa 512)"),
       key_of("quiet", &S::quiet, "no per-step terminal lines"),
+      key_of("report_to", &S::report_to, "none, or tensorboard (also: all) for TensorBoard event files in output_dir"),
   };
   return keys;
 }
 
-std::string closest_setting_key(const std::string& name) {
-  std::string best;
-  size_t best_d = std::numeric_limits<size_t>::max();
-  for (const SettingKey& k : setting_keys()) {
-    const size_t d = edit_distance(name, k.name);
-    if (d < best_d) best_d = d, best = k.name;
-  }
-  return best;
+std::string setting_suggestion(const std::string& name, const std::vector<std::string>& extra_flags) {
+  std::vector<std::string> names = extra_flags;
+  for (const SettingKey& k : setting_keys()) names.push_back(k.name);
+  return did_you_mean(name, names, "--");
 }
+
+namespace {
+// As setting_suggestion, for a YAML key: `did you mean "lora_r"?` (no -- before a key).
+std::string yaml_key_suggestion(const std::string& name) {
+  std::vector<std::string> names;
+  for (const SettingKey& k : setting_keys()) names.push_back(k.name);
+  return did_you_mean(name, names, "", /*quoted=*/true);
+}
+}  // namespace
 
 void apply_setting(TrainSettings& s, const std::string& key_in, const std::string& value, const std::string& where) {
   const std::string key = canonical(key_in);
@@ -177,27 +174,43 @@ void apply_setting(TrainSettings& s, const std::string& key_in, const std::strin
       } catch (const Error& e) {
         throw Error("{}: {}", where, e.what());
       }
+      s.where[key] = where;
       return;
     }
-  throw Error("{}: unknown setting \"{}\"; did you mean \"{}\"? (`lorafit train --help` lists every key)", where,
-              key_in, closest_setting_key(key_in));
+  throw Error("{}: unknown setting \"{}\"{} (`lorafit train --help` lists every key)", where, key_in,
+              yaml_key_suggestion(key_in));
 }
 
 void apply_yaml_file(TrainSettings& s, const fs::path& path) {
   YAML::Node root;
   try {
     root = YAML::Load(read_file(path));
+  } catch (const YAML::DeepRecursion& e) {  // its msg is a bare "bad file"
+    throw Error("{}:{}: not valid YAML (nested deeper than yaml-cpp's limit of 2000 levels); write one `key: value` "
+                "per line",
+                path.string(), e.mark.line + 1);
   } catch (const YAML::Exception& e) {
-    throw Error("{}:{}: not valid YAML ({}); write one `key: value` per line", path.string(), e.mark.line + 1, e.msg);
+    throw Error("{}:{}: not valid YAML ({}); write one `key: value` per line", path.string(), e.mark.line + 1,
+                e.msg);  // e.msg is yaml-cpp's reason alone ("illegal map value"), without its "yaml-cpp: error at" prefix
   }
   if (root.IsNull()) return;
   if (!root.IsMap()) throw Error("{}: expected a mapping of `key: value` lines", path.string());
   for (const auto& kv : root) {
+    // yaml-cpp's as<std::string>() throws "bad conversion" for a map or list: check first so
+    // the message is ours and names the line.
+    if (!kv.first.IsScalar())
+      throw Error("{}:{}: a setting name must be plain text, not a list or mapping; write `key: value`",
+                  path.string(), kv.first.Mark().line + 1);
     const std::string key = kv.first.as<std::string>();
     const std::string where = fmt::format("{}:{}", path.string(), kv.first.Mark().line + 1);
     std::string value;
     if (kv.second.IsSequence()) {
-      for (const auto& item : kv.second) value += (value.empty() ? "" : ",") + item.as<std::string>();
+      for (const auto& item : kv.second) {
+        if (!item.IsScalar())
+          throw Error("{}:{}: {}: each list item must be a plain value (text, number, true/false), not a {}",
+                      path.string(), item.Mark().line + 1, key, item.IsSequence() ? "list" : item.IsMap() ? "mapping" : "null");
+        value += (value.empty() ? "" : ",") + item.as<std::string>();
+      }
     } else if (kv.second.IsScalar()) {
       value = kv.second.as<std::string>();
     } else if (kv.second.IsNull()) {
@@ -209,7 +222,7 @@ void apply_yaml_file(TrainSettings& s, const fs::path& path) {
   }
 }
 
-TrainSettings parse_train_args(const std::vector<std::string>& args) {
+TrainSettings parse_train_args(const std::vector<std::string>& args, const std::vector<std::string>& other_flags) {
   TrainSettings s;
   struct Flag {
     std::string key, value;
@@ -233,8 +246,8 @@ TrainSettings parse_train_args(const std::vector<std::string>& args) {
     for (const SettingKey& k : setting_keys())
       if (k.name == ck) known = true, is_bool = k.is_bool;
     if (!known)
-      throw Error("--{}: unknown setting; did you mean --{}? (`lorafit train --help` lists every key)", key,
-                  closest_setting_key(ck));
+      throw Error("--{}: unknown setting{} (`lorafit train --help` lists every key)", key,
+                  setting_suggestion(ck, other_flags));
     if (!have_value) {
       const bool next_is_value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;
       if (is_bool && !next_is_value) {
@@ -261,7 +274,7 @@ std::string settings_to_yaml(const TrainSettings& s) {
   for (const SettingKey& k : setting_keys()) {
     out << YAML::Key << k.name << YAML::Value;
     const std::string v = k.get(s);
-    if (k.is_bool)
+    if (k.is_bool && v != "auto")
       out << (v == "true");
     else
       out << YAML::DoubleQuoted << v;
@@ -297,6 +310,25 @@ void validate_settings(const TrainSettings& s) {
   need(s.num_samples >= 0 && s.max_new_tokens >= 1, "num_samples/max_new_tokens", "out of range");
   need(s.eval_task == "mcq" || s.eval_task == "qa", "--eval_task", "unknown task; use mcq or qa");
   need(s.eval_limit >= 0 && s.eval_max_new_tokens >= 0, "--eval_limit/--eval_max_new_tokens", "must not be negative");
+  reports_to_tensorboard(s);
+}
+
+bool reports_to_tensorboard(const TrainSettings& s) {
+  // HF's report_to is a list: "none", "all" or integration names; lorafit has TensorBoard.
+  bool tb = false;
+  for (std::string item : split_list(s.report_to)) {
+    if (item == "tensorboard" || item == "all") tb = true;
+    else if (item != "none")
+      throw Error("report_to: \"{}\" is not supported; use tensorboard or none (lorafit writes TensorBoard event "
+                  "files; the dashboard reads the run folder itself)",
+                  item);
+  }
+  return tb;
+}
+
+DType train_act_dtype(const TrainSettings& s) {
+  if (s.bf16 == "auto") return s.device == "cuda" ? DType::BF16 : DType::F32;
+  return s.bf16 == "true" ? DType::BF16 : DType::F32;
 }
 
 }  // namespace lorafit

@@ -6,9 +6,11 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "tensor/dtype.h"
 #include "util/file.h"
 
 namespace lorafit {
@@ -58,7 +60,9 @@ struct TrainSettings {
   double max_grad_norm = 1.0;
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   bool gradient_checkpointing = true;
-  bool bf16 = false;  // the CPU backend computes in fp32 whatever this says
+  // Activations: true = TrainingArguments(bf16=True) (docs/precision.md), false = fp32,
+  // auto = bf16 on cuda, fp32 on cpu. Resolved by train_act_dtype().
+  std::string bf16 = "auto";
   int64_t seed = 42;
 
   // ---- LoRA ----
@@ -83,7 +87,15 @@ struct TrainSettings {
   int64_t eval_limit = 0;           // first N rows (0: all)
   int64_t eval_max_new_tokens = 0;  // 0: the task's default (mcq 64, qa 512)
   bool quiet = false;             // no per-step terminal lines
+  std::string report_to = "none";  // none | tensorboard | all (as HF; TensorBoard is the only tracker)
+
+  // Not a setting: where each key given was set ("run.yaml:6", "--model_name_or_path"), for
+  // messages about its value.
+  std::map<std::string, std::string> where;
 };
+
+// report_to as validated by validate_settings: true when TensorBoard event files are written.
+bool reports_to_tensorboard(const TrainSettings& s);
 
 // One key of the table: its name, a one-line help, and text get/set.
 struct SettingKey {
@@ -95,8 +107,9 @@ struct SettingKey {
 };
 const std::vector<SettingKey>& setting_keys();
 
-// The key whose name is closest to `name` (Levenshtein), for "did you mean" messages.
-std::string closest_setting_key(const std::string& name);
+// "; did you mean --x?" for an unknown key, over the settings and `extra_flags` (other flags
+// of the command); "" when no name is close (util/suggest.h).
+std::string setting_suggestion(const std::string& name, const std::vector<std::string>& extra_flags = {});
 
 // Sets one key from text; `where` names the source in messages ("--lora_r", "run.yaml:3").
 void apply_setting(TrainSettings& s, const std::string& key, const std::string& value, const std::string& where);
@@ -105,13 +118,17 @@ void apply_setting(TrainSettings& s, const std::string& key, const std::string& 
 void apply_yaml_file(TrainSettings& s, const fs::path& path);
 
 // Parses `--key value`, `--key=value` and bare `--bool_key`; `--config FILE` is applied first
-// wherever it appears, so flags win. Throws Error for unknown keys (with the closest name).
-TrainSettings parse_train_args(const std::vector<std::string>& args);
+// wherever it appears, so flags win. Keys are snake_case; kebab-case is accepted too. Throws
+// Error for unknown keys, suggesting close names among the settings and `other_flags`.
+TrainSettings parse_train_args(const std::vector<std::string>& args, const std::vector<std::string>& other_flags = {});
 
 // The resolved settings as YAML (every key, table order).
 std::string settings_to_yaml(const TrainSettings& s);
 
 // Checks ranges and required keys; Error naming the key and what to do.
 void validate_settings(const TrainSettings& s);
+
+// The activation dtype of the run: bf16 true → BF16, false → F32, auto → BF16 on cuda, F32 on cpu.
+DType train_act_dtype(const TrainSettings& s);
 
 }  // namespace lorafit

@@ -2,18 +2,14 @@
 
 #include <cmath>
 
+#include "train/nonfinite.h"
 #include "util/error.h"
+#include "util/file.h"
+#include "util/rng.h"
 
 namespace lorafit {
 
 namespace {
-
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 void check_batch(const MicroBatch& mb, size_t index) {
   if (mb.B <= 0 || mb.T <= 0 || static_cast<int64_t>(mb.ids.size()) != mb.B * mb.T ||
@@ -66,6 +62,16 @@ double LoraTrainer::accumulate(const MicroBatch& mb, double loss_scale, uint64_t
   return sum;
 }
 
+void LoraTrainer::fail_non_finite(int64_t k, size_t i, const MicroBatch& mb, uint64_t seed, const std::string& what) {
+  check_mapped_files();  // zeros from a truncated file are finite, but say so first if it happened
+  std::string why =
+      diagnose_non_finite(m_, lora_, *passes_, mb, shift_labels(mb.labels, mb.B, mb.T, mb.seg), seed, updates_);
+  if (why.empty())
+    why = "every input and every forward activation is finite, so the backward pass overflowed: training diverged; "
+          "lower learning_rate, check the data, or train in fp32";
+  throw Error("step {}, micro-batch {}: {}; {}", k, i, what, why);
+}
+
 StepStats LoraTrainer::step(const std::vector<MicroBatch>& window) {
   Backend& be = m_.backend();
   StepStats st;
@@ -81,14 +87,14 @@ StepStats LoraTrainer::step(const std::vector<MicroBatch>& window) {
       ++st.skipped_micro_batches;
       continue;
     }
-    const uint64_t seed = mix64(cfg_.seed ^ mix64(static_cast<uint64_t>(k) * 0x10000u + i));
+    const uint64_t seed = splitmix64(cfg_.seed ^ splitmix64(static_cast<uint64_t>(k) * 0x10000u + i));
     int64_t pred = 0;
     const double ce = accumulate(window[i], 1.0 / static_cast<double>(st.num_items), seed, &pred);
     if (!std::isfinite(ce))
-      throw Error("step {}, micro-batch {}: the loss is {} (a NaN or Inf appeared in the forward pass); lower "
-                  "learning_rate, check the data, or train in fp32",
-                  k, i, std::isnan(ce) ? "NaN" : (ce > 0 ? "+Inf" : "-Inf"));
-    check_finite_grads(lora_, be, fmt::format("step {}, micro-batch {}", k, i));
+      fail_non_finite(k, i, window[i], seed, fmt::format("the loss is {}", std::isnan(ce) ? "NaN" : (ce > 0 ? "+Inf" : "-Inf")));
+    for (const LoraTensor& t : lora_.tensors())
+      if (!std::isfinite(be.sum_squares(lora_.view(lora_.grads(), t))))
+        fail_non_finite(k, i, window[i], seed, fmt::format("the gradient of {} contains NaN or Inf", t.key));
     st.loss += ce / static_cast<double>(st.num_items);
     st.micro_loss[i] = pred ? ce / static_cast<double>(pred) : 0.0;
     st.predicted_tokens += pred;
@@ -112,7 +118,11 @@ StepStats LoraTrainer::step(const std::vector<MicroBatch>& window) {
   hp.eps = cfg_.adam_eps;
   hp.weight_decay = cfg_.weight_decay;  // no LoRA tensor is a bias: all decay
   hp.step = k;
+  // A model file truncated or rewritten during this step read as zeros (file.cpp's SIGBUS
+  // guard): stop before the update and before any checkpoint is written from it.
+  check_mapped_files();
   be.adamw(lora_.params(), g, lora_.adam_m(), lora_.adam_v(), hp);
+  ++updates_;
   step_ = k;
   st.step = k;
   st.updated = true;

@@ -4,10 +4,12 @@
 //   each micro-batch adds Σ token CE / N to the loss and its gradient to the LoRA grads;
 //   global L2 norm of the grads (logged pre-clip), clip to max_grad_norm, AdamW, schedule.
 // A micro-batch without any label is skipped and counted; a window without any is no step.
-// NaN/Inf in a loss or a gradient stops with an Error naming step, micro-batch and tensor.
+// NaN/Inf in a loss or a gradient stops with an Error naming step, micro-batch, the first
+// bad tensor and whether it was a damaged input or divergence (nonfinite.h).
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "lora/lora_params.h"
@@ -75,6 +77,11 @@ class LoraTrainer {
   LrSchedule schedule_;
   std::unique_ptr<ModelBackward> passes_;
   int64_t step_ = 0;
+  int64_t updates_ = 0;  // optimizer steps applied by this object (0: LoRA/Adam state as loaded)
+
+  // Throws Error "step k, micro-batch i: <what>; <where the first NaN/Inf came from>"
+  // (nonfinite.h: a bad input named, or divergence located by re-running `mb`).
+  [[noreturn]] void fail_non_finite(int64_t k, size_t i, const MicroBatch& mb, uint64_t seed, const std::string& what);
 };
 
 // Throws Error naming the first LoRA gradient tensor (table order) with a NaN or Inf, with

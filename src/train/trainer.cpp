@@ -242,11 +242,10 @@ void summarize(Run& r, const Meter& m, TrainResult& res, double epoch) {
 }
 
 // Steps from the one after the resume point to the end (or a stop request).
-void train_loop(Run& r, TrainResult& res) {
+void train_loop(Run& r, TrainResult& res, const StopScope* stop) {
   const TrainSettings& s = r.s;
   TrainerState& st = r.st;
   const int64_t total = st.total_steps;
-  const std::unique_ptr<StopScope> stop = watch_signals(r);
   Meter m;
   EpochOrder eo;
   double ep = static_cast<double>(st.global_step) / static_cast<double>(st.steps_per_epoch);
@@ -304,13 +303,15 @@ TrainResult run_training(const TrainSettings& s, const TrainHooks& hooks) {
   TrainResult res;
   res.start_step = r.st.global_step;
   res.trainable_params = r.lora->num_params();
+  // From here a signal is a stop request (during the answers before training too).
+  const std::unique_ptr<StopScope> stop = watch_signals(r);
   try {
     if (r.st.global_step == 0) {
       res.samples_before = on_sample(r, 0, "before");
       if (hooks.eval_before) res.eval_loss_before = on_evaluate(r, 0);
       on_benchmark(r, 0);
     }
-    train_loop(r, res);
+    train_loop(r, res, stop.get());
     if (res.interrupted) {
       const int64_t k = r.st.global_step;
       r.store->update_status_fields({{"step", r.last_saved.load()}, {"resume", resume_hint(r)}});

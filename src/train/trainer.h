@@ -79,8 +79,11 @@ TrainResult run_training(const TrainSettings& s, const TrainHooks& hooks = {});
 struct MemoryPlan {
   double weights = 0, lora_optimizer = 0, activations = 0, workspace = 0;  // bytes
   double total() const { return weights + lora_optimizer + activations + workspace; }
-  double available = -1;  // MemAvailable from /proc/meminfo, −1 when unknown
+  double available = -1;  // bytes this process may take (sys::memory_budget), −1 when unknown
+  std::string available_source;  // which limit that is: "MemAvailable in /proc/meminfo", "cgroup v2 ..."
 };
-MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_batch_T);
+// act: the run's activation dtype (2 bytes per activation for BF16, 4 for F32); a BF16 run
+// from an F32/F16 checkpoint also holds the weights rounded to bf16.
+MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_batch_T, DType act);
 
 }  // namespace lorafit

@@ -1,38 +1,24 @@
 // The pre-flight memory plan: what a run will hold, computed from config.json and the file
-// sizes alone (before any weight is read), against MemAvailable.
-#include <fstream>
-#include <sstream>
+// sizes alone (before any weight is read), against the memory this process may take
+// (sys::memory_budget: MemAvailable, the cgroup limits, RLIMIT_AS).
 
 #include "formats/model_config.h"
 #include "lora/lora_config.h"
 #include "lora/lora_adapter.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/sysinfo.h"
 
 namespace lorafit {
 
-namespace {
-
-// MemAvailable in bytes, −1 when /proc/meminfo is absent (not Linux).
-double mem_available() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  double kb = 0;
-  std::string unit;
-  while (f >> key >> kb) {
-    std::getline(f, unit);
-    if (key == "MemAvailable:") return kb * 1024.0;
-  }
-  return -1;
-}
-
-}  // namespace
-
-MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_T) {
+MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_T, DType act) {
   MemoryPlan p;
   for (const auto& e : fs::directory_iterator(model_dir))
     if (e.path().extension() == ".safetensors") p.weights += static_cast<double>(e.file_size());
   const ModelConfig c = load_model_config(model_dir / "config.json");
+  // A bf16 run from a checkpoint in another dtype rounds a copy of the weights at load.
+  if (act == DType::BF16 && c.torch_dtype != "bfloat16")
+    p.weights *= c.torch_dtype == "float16" ? 2.0 : 1.5;  // fp32 files: + half their size
 
   // LoRA: A (r, I) + B (O, r) per adapted module; four fp32 sections (params, grads, m, v).
   LoraConfig lc;
@@ -46,7 +32,7 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
   for (const LinearModule& m : select_lora_modules(lc, c)) P += static_cast<double>(lc.r * (m.in + m.out));
   p.lora_optimizer = 4 * 4 * P;
 
-  // Activations (fp32 on the CPU) of the longest micro-batch, N = B·T tokens. One layer set:
+  // Activations (es bytes each: 4 for F32, 2 for BF16) of the longest micro-batch, N = B·T tokens. One layer set:
   // norms, q/k/v, attention out, projections, residuals (≈ 8C + 2·H·D + 2·Hkv·D) and the MLP
   // (3F), plus LoRA's rank-r intermediates. Checkpointing keeps every layer's input (C) and
   // one set; without it every layer keeps its set. Gradient scratch is about one more set.
@@ -54,10 +40,13 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
   const double C = c.hidden_size, F = c.intermediate_size, H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim;
   const double per_set = N * (8 * C + 2 * H * D + 2 * Hkv * D + 3 * F + 7.0 * lc.r + (s.lora_dropout > 0 ? 3 * C + F : 0));
   const double L = c.num_layers;
-  p.activations = 4 * (s.gradient_checkpointing ? (L + 1) * N * C + 2 * per_set : (L + 1) * per_set);
+  const double es = static_cast<double>(dtype_size(act));
+  p.activations = es * (s.gradient_checkpointing ? (L + 1) * N * C + 2 * per_set : (L + 1) * per_set);
   // Workspace: the lm-head + CE chunks and the row buffers (N·C) plus a margin for BLAS/threads.
-  p.workspace = 4 * (4 * N * C + N * 4096.0) + 64.0 * 1024 * 1024;
-  p.available = mem_available();
+  p.workspace = es * (4 * N * C + N * 4096.0) + 64.0 * 1024 * 1024;
+  const sys::MemoryBudget budget = sys::memory_budget();  // MemAvailable, cgroup v1/v2, RLIMIT_AS
+  p.available = static_cast<double>(budget.available_bytes);
+  p.available_source = budget.source;
   return p;
 }
 

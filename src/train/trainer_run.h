@@ -85,6 +85,8 @@ struct Run {
   std::unique_ptr<LrSchedule> schedule;
   std::unique_ptr<LoraTrainer> trainer;
   int64_t accum = 1;
+  DType act = DType::F32;  // activation dtype (train_act_dtype)
+  int64_t longest_T = 0;   // tokens of the longest micro-batch row (the memory plan's)
   EventSchedule events;
   TrainerState st;
   std::unique_ptr<track::RunStore> store;

@@ -5,6 +5,8 @@
 #include "lora/lora_adapter.h"
 #include "train/trainer_run.h"
 #include "util/error.h"
+#include "util/parse.h"
+#include "util/sysinfo.h"
 
 namespace lorafit::detail {
 
@@ -19,15 +21,8 @@ nlohmann::json settings_json(const TrainSettings& s) {
       j[k.name] = v == "true";
       continue;
     }
-    size_t used = 0;
-    double d = 0;
-    try {
-      d = std::stod(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (!v.empty() && used == v.size())
-      j[k.name] = d;
+    if (const auto d = try_parse_double(v))
+      j[k.name] = *d;
     else
       j[k.name] = v;
   }
@@ -40,7 +35,7 @@ std::string trajectory_hash(TrainSettings s) {
   s.overwrite_output_dir = s.quiet = s.overwrite_cache = false;
   s.logging_steps = s.save_steps = s.save_total_limit = s.eval_steps = s.sample_steps = s.num_samples = 0;
   s.max_new_tokens = 0;
-  s.cache_dir = "";
+  s.cache_dir = s.report_to = "";
   const std::string y = settings_to_yaml(s);
   return fmt::format("{:016x}", fnv1a64(y.data(), y.size()));
 }
@@ -80,9 +75,31 @@ fs::path resolve_resume_dir(const TrainSettings& s) {
   return dir;
 }
 
+// "Qwen/Qwen2.5-7B-Instruct": an owner/name hub id rather than a path that exists.
+bool looks_like_hub_id(const std::string& p) {
+  const size_t slash = p.find('/');
+  return !fs::exists(p) && slash != std::string::npos && slash > 0 && p.find('/', slash + 1) == std::string::npos &&
+         p[0] != '.' && p[0] != '~' && slash + 1 < p.size();
+}
+
+void check_model_folder(const TrainSettings& s) {
+  const std::string& m = s.model_name_or_path;
+  const auto it = s.where.find("model_name_or_path");
+  const std::string where = it != s.where.end() ? it->second : "--model_name_or_path";
+  if (looks_like_hub_id(m)) {
+    const std::string name = m.substr(m.find('/') + 1);
+    throw Error(
+        "{}: model_name_or_path {} is a Hugging Face hub id, but lorafit reads local folders only; download it "
+        "with `huggingface-cli download {} --local-dir models/{}` (or `modelscope download --model {} --local_dir "
+        "models/{}`) and set model_name_or_path to models/{}",
+        where, m, m, name, m, name, name);
+  }
+  if (!fs::is_directory(m) || !fs::exists(fs::path(m) / "config.json"))
+    throw Error("{}: model_name_or_path {}: not a Hugging Face model folder (no config.json)", where, m);
+}
+
 void load_data(Run& r) {
-  if (!fs::is_directory(r.s.model_name_or_path) || !fs::exists(fs::path(r.s.model_name_or_path) / "config.json"))
-    throw Error("--model_name_or_path {}: not a Hugging Face model folder (no config.json)", r.s.model_name_or_path);
+  check_model_folder(r.s);
   r.renderer = std::make_unique<ChatRenderer>(r.s.model_name_or_path, chat_setup_of(r.s));
   r.data = prepare_data(r.s, *r.renderer);
   r.con.line(describe_data(r.data, r.s));
@@ -93,26 +110,44 @@ void check_memory(Run& r) {
   const TrainSettings& s = r.s;
   // Packed rows hold up to cutoff_len tokens whatever the longest sample.
   const int64_t longest_T = s.packing ? s.cutoff_len : r.data.train_stats.max_len;
-  const MemoryPlan plan = plan_memory(s.model_name_or_path, s, longest_T);
+  r.longest_T = longest_T;
+  r.act = train_act_dtype(s);
+  const MemoryPlan plan = plan_memory(s.model_name_or_path, s, longest_T, r.act);
   const double GiB = 1024.0 * 1024.0 * 1024.0;
   r.con.line(
       fmt::format("memory plan: weights {:.2f} GiB + LoRA/optimizer {:.2f} GiB + activations {:.2f} GiB (longest "
                   "batch {} tokens) + workspace {:.2f} GiB = {:.2f} GiB{}",
                   plan.weights / GiB, plan.lora_optimizer / GiB, plan.activations / GiB, longest_T,
                   plan.workspace / GiB, plan.total() / GiB,
-                  plan.available >= 0 ? fmt::format("; {:.2f} GiB available", plan.available / GiB) : ""));
+                  plan.available >= 0
+                      ? fmt::format("; {:.2f} GiB available ({})", plan.available / GiB, plan.available_source)
+                      : ""));
   if (s.device == "cpu" && plan.available >= 0 && plan.total() > plan.available)  // CPU: everything in RAM
     throw Error(
-        "the run needs about {:.2f} GiB but only {:.2f} GiB of RAM is available; lower cutoff_len or "
+        "the run needs about {:.2f} GiB but only {:.2f} GiB is available ({}); lower cutoff_len or "
         "per_device_train_batch_size (raise gradient_accumulation_steps to keep the same effective batch), "
         "keep gradient_checkpointing on, lower lora_r, or close other programs",
-        plan.total() / GiB, plan.available / GiB);
+        plan.total() / GiB, plan.available / GiB, plan.available_source);
 }
 
 void load_model(Run& r) {
   const TrainSettings& s = r.s;
   r.be = make_backend(s.device);
-  r.model = std::make_unique<Model>(*r.be, s.model_name_or_path);
+  r.model = std::make_unique<Model>(*r.be, s.model_name_or_path, r.act);
+  r.con.line(fmt::format("precision: {}", r.act == DType::BF16
+                                              ? "bf16 mixed precision (bf16 activations and GEMMs, fp32 LoRA masters, "
+                                                "gradients and AdamW state, as HF bf16=True)"
+                                              : "fp32"));
+  if (r.act == DType::BF16 && s.device == "cpu") {
+    const std::string f = sys::cpu_bf16_flags();
+    r.con.line(fmt::format("bf16 on the CPU: {}; the bf16 ops compute in fp32 and round to bf16 where torch does, so "
+                           "they run on any x86-64 CPU",
+                           f.empty() ? "this CPU has no bf16 instructions (fallback path)" : "bf16 instructions: " + f));
+  }
+  if (r.model->weights_rounded())
+    r.con.line(fmt::format("note: bf16 with {} weights in {}: they are rounded to bf16 once at load (as torch_dtype="
+                           "bfloat16 would load them)",
+                           dtype_name(r.model->checkpoint_dtype()), s.model_name_or_path));
   if (!s.adapter_name_or_path.empty()) {
     r.lc = load_peft_adapter_config(s.adapter_name_or_path);
   } else {
@@ -159,6 +194,8 @@ void plan_steps(Run& r) {
   tc.gradient_checkpointing = s.gradient_checkpointing;
   tc.seed = static_cast<uint64_t>(s.seed);
   r.trainer = std::make_unique<LoraTrainer>(*r.model, *r.lora, tc, *r.schedule);
+  // Activations and gradients are allocated once, for the longest batch of the plan.
+  r.trainer->passes().reserve(s.per_device_train_batch_size, r.longest_T);
 
   r.events = {total, spe, s.logging_steps, s.eval_steps, s.save_steps, s.sample_steps};
   r.st.total_steps = total;
@@ -203,10 +240,12 @@ void open_run_folder(Run& r) {
   const TrainSettings& s = r.s;
   track::RunStoreOptions ro;
   ro.resume = !r.resume_dir.empty();
+  ro.tensorboard = reports_to_tensorboard(r.s);
   ro.resume_step = ro.resume ? r.st.global_step : -1;  // rows logged after that checkpoint come again
   nlohmann::json env = track::collect_environment(r.hooks.lorafit_version);
   env["model"] = s.model_name_or_path;
   env["backend"] = s.device;
+  env["dtype"] = r.act == DType::BF16 ? "bf16" : "fp32";
   r.store = track::RunStore::create(r.out, settings_to_yaml(s), settings_json(s), env, ro);
   r.store->update_status_fields({{"total_steps", r.st.total_steps}, {"step", r.st.global_step}});
   r.con.open_log(r.out / "train.log");

@@ -27,12 +27,21 @@ class MappedFile {
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const fs::path& path() const { return path_; }
+  // True once a read of this mapping faulted (the file shrank under it; the page read as zeros).
+  bool faulted() const;
 
  private:
   fs::path path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  int slot_ = -1;  // in the SIGBUS guard's table (file.cpp)
 };
+
+// Throws Error naming the first live mapping whose file was truncated (a read faulted with
+// SIGBUS, caught by the guard every MappedFile installs) or changed in place (size or mtime
+// differ; a file replaced by rename is fine: the mapping keeps the old one). Long loops call
+// it once per step, commands once at the end, so a changed model never ends a run silently.
+void check_mapped_files();
 
 std::string read_file(const fs::path& path);  // throws Error naming the path
 

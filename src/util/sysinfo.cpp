@@ -79,6 +79,20 @@ std::string cpu_model() {
   return "";
 }
 
+std::string cpu_bf16_flags() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    std::string w, out;
+    while (words >> w)
+      if (w == "avx512_bf16" || w == "amx_bf16") out += out.empty() ? w : " " + w;
+    return out;
+  }
+  return "";
+}
+
 int cpu_count() { return static_cast<int>(std::thread::hardware_concurrency()); }
 
 std::string hostname() {
@@ -99,6 +113,12 @@ std::vector<std::string> process_command_line() {
   std::string arg;
   while (std::getline(f, arg, '\0')) args.push_back(arg);
   return args;
+}
+
+std::filesystem::path executable_path() {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path() : p;
 }
 
 int process_id() { return static_cast<int>(getpid()); }

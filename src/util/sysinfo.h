@@ -28,6 +28,18 @@ struct HostMemory {
 };
 HostMemory host_memory();
 
+// Memory this process may still take: the smallest of MemAvailable (/proc/meminfo), each
+// cgroup memory limit above it (v2 memory.max or v1 memory.limit_in_bytes, minus the group's
+// usage less its reclaimable page cache, up the hierarchy) and RLIMIT_AS minus the address
+// space in use. `source` names the one that bounded it ("cgroup v2 memory.max of
+// /sys/fs/cgroup/x (1.00 GiB)"). The roots are parameters so tests can give fake trees.
+struct MemoryBudget {
+  int64_t available_bytes = -1;  // -1: nothing known
+  std::string source;
+};
+MemoryBudget memory_budget(const std::filesystem::path& proc = "/proc",
+                           const std::filesystem::path& cgroup_root = "/sys/fs/cgroup");
+
 struct DiskUsage {
   int64_t total_bytes = -1, free_bytes = -1;  // free = available to unprivileged users
 };
@@ -35,9 +47,12 @@ DiskUsage disk_usage(const std::filesystem::path& path);
 
 std::string cpu_model();  // "AMD EPYC 7763 64-Core Processor", or "" if unknown
 int cpu_count();          // logical CPUs online
+// The CPU's bf16 instruction sets from /proc/cpuinfo ("avx512_bf16 amx_bf16"), "" if none.
+std::string cpu_bf16_flags();
 std::string hostname();
 std::string os_description();                // "Linux 6.1.0-18-amd64 x86_64"
 std::vector<std::string> process_command_line();  // argv of this process
+std::filesystem::path executable_path();          // this program's file ("" if unknown)
 int process_id();
 
 bool is_terminal(std::FILE* f);

@@ -20,7 +20,7 @@ py() { python3 -c "$@"; }
 
 # 1. MCQ, base vs adapter, one call: the per-model objects, files, and the table.
 "$LORAFIT" eval --model "$MODEL" --adapter base --adapter "$ADAPTER" --raw --data "$MCQ" --task mcq \
-  --limit 40 --max_new_tokens 8 --batch_size 8 --num_few_shot 1 --json --output_dir "$TMP/mcq" > "$TMP/mcq.json" \
+  --limit 20 --max_new_tokens 8 --batch_size 8 --num_few_shot 1 --json --output_dir "$TMP/mcq" > "$TMP/mcq.json" \
   2> "$TMP/mcq.err" || fail "mcq eval: $(cat "$TMP/mcq.err")"
 py "
 import json, sys
@@ -28,22 +28,41 @@ j = json.load(open('$TMP/mcq.json'))
 assert list(j) == ['base', 'stories260K-qv-rslora'], list(j)
 for name, s in j.items():
     assert list(s) == ['task', 'n', 'accuracy', 'per_source'], s
-    assert s['task'] == 'mcq' and s['n'] == 40, s
-    # --limit 40 takes the first 40 rows of the sorted files: mcq_mult_cpa.csv has 120
+    assert s['task'] == 'mcq' and s['n'] == 20, s
+    # --limit 20 takes the first 20 rows of the sorted files: mcq_mult_cpa.csv has 120
     assert list(s['per_source']) == ['mcq_mult_cpa'], s
     assert abs(s['accuracy'] - sum(s['per_source'].values()) / len(s['per_source'])) < 1e-9
 r = json.load(open('$TMP/mcq/eval_results.json'))
-assert r['results'] == j and r['n'] == 40 and r['models'] == list(j), r
+assert r['results'] == j and r['n'] == 20 and r['models'] == list(j), r
 assert r['truncated'] > 0, r  # byte-token Chinese prompts exceed the 512 positions
 rows = [json.loads(l) for l in open('$TMP/mcq/predictions.jsonl')]
-assert len(rows) == 80 and {x['model'] for x in rows} == set(j)
+assert len(rows) == 40 and {x['model'] for x in rows} == set(j)
 for x in rows:
     assert set(x) >= {'model', 'id', 'source', 'prediction', 'extracted', 'answer', 'correct', 'reference'}, x
     assert set(x['answer']) <= set('ABCD')
-acc = 100 * sum(x['correct'] for x in rows if x['model'] == 'base') / 40
+acc = 100 * sum(x['correct'] for x in rows if x['model'] == 'base') / 20
 assert abs(acc - j['base']['accuracy']) < 1e-9
 " || fail "mcq report shape"
 grep -q "were longer than the context" "$TMP/mcq.err" || fail "no truncation warning: $(cat "$TMP/mcq.err")"
+
+# 1b. The dashboard serves the results: the eval folder is listed, its rows joined per question.
+"$LORAFIT" dashboard "$TMP/mcq" --port 0 > "$TMP/dash.out" 2> "$TMP/dash.err" &
+DASH=$!
+for _ in $(seq 100); do grep -q "http://" "$TMP/dash.out" 2>/dev/null && break; sleep 0.1; done
+url=$(grep -o 'http://[^ ]*' "$TMP/dash.out" | head -1)
+[ -n "$url" ] || { kill $DASH; fail "dashboard did not start: $(cat "$TMP/dash.err")"; }
+curl -sf "${url%/}/api/evals" > "$TMP/evals.json" && curl -sf "${url%/}/api/eval?id=mcq" > "$TMP/eval_api.json" || true
+curl -sf "${url%/}/eval.js" > "$TMP/eval.js" || true
+kill $DASH; wait $DASH 2>/dev/null || true
+py "
+import json
+assert json.load(open('$TMP/evals.json')) == {'runs': ['mcq']}, open('$TMP/evals.json').read()
+e = json.load(open('$TMP/eval_api.json'))
+assert e['found'] and e['models'] == ['base', 'stories260K-qv-rslora'] and len(e['rows']) == 20, e.keys()
+r = e['rows'][0]
+assert set(r['answers']) == set(e['models']) and isinstance(r['changed'], bool)
+" || fail "dashboard eval API"
+grep -q "changed by fine-tuning\|changedOnly" "$TMP/eval.js" || fail "eval.js not served"
 
 # 2. Re-scoring the written predictions gives exactly the same numbers.
 "$LORAFIT" eval --predictions "$TMP/mcq/predictions.jsonl" --task mcq --json > "$TMP/mcq2.json"

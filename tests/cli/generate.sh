@@ -66,6 +66,6 @@ cp "$ADAPTER/adapter_config.json" "$TMP/noweights/"
 expect_error "no adapter_model.safetensors" --model "$MODEL" --adapter "$TMP/noweights" --input_ids 1
 expect_error "has shape \[4, 96\], expected \[4, 64\]" --model "$MODEL" \
   --adapter "$ROOT/tests/fixtures/adapter/qwen2-untied-bf16-all" --input_ids 1
-expect_error '--do_sample: "maybe" is not true or false' --model "$MODEL" --input_ids 1 --do_sample maybe
+expect_error '--do_sample: "maybe" is not a boolean; write true or false' --model "$MODEL" --input_ids 1 --do_sample maybe
 expect_error "temperature" --model "$MODEL" --input_ids 1 --do_sample true --temperature 0
 echo "generate.sh: ok"

@@ -42,13 +42,42 @@ wait "$PID" 2>/dev/null || true
 PID=""
 
 # A port in use is a clear error naming the port.
-python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(30)' "$PORT" &
+# The holder says when it listens (python may start slowly on a loaded machine); a port of
+# its own, since connections of the run above may linger on theirs.
+PORT=$((PORT + 2))
+python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); open(sys.argv[2], "w").close(); time.sleep(30)' "$PORT" "$W/holding" &
 HOLD=$!
-sleep 0.5
-if "$BIN" train --model "$SRC/tests/data/stories260K" --data "$W/stories.jsonl" --output_dir "$W/runs/run2" \
+for _ in $(seq 1 100); do [ -e "$W/holding" ] && break; sleep 0.1; done
+[ -e "$W/holding" ] || fail "could not hold port $PORT for the busy-port check"
+if timeout 120 "$BIN" train --model "$SRC/tests/data/stories260K" --data "$W/stories.jsonl" --output_dir "$W/runs/run2" \
      --dataset_format text --max_steps 1 --cache_dir "$W/cache" --dashboard --dashboard_port "$PORT" > "$W/log2.txt" 2>&1; then
   kill "$HOLD"; fail "train with a busy dashboard port exited 0"
 fi
 kill "$HOLD" 2>/dev/null || true
 grep -q "$PORT" "$W/log2.txt" || { cat "$W/log2.txt"; fail "busy-port error does not name the port"; }
+# ... and the flag of train that changes it (not dashboard's --port).
+grep -qF "choose a free port with --dashboard_port" "$W/log2.txt" || { cat "$W/log2.txt"; fail "busy-port error names the wrong flag"; }
+
+# After training the dashboard keeps serving (saying so) until Ctrl-C, then says it stopped.
+PORT2=$((PORT + 1))  # (PORT was moved by 2 above)
+"$BIN" train --model "$SRC/tests/data/stories260K" --data "$W/stories.jsonl" --output_dir "$W/runs/run3" \
+  --dataset_format text --lora_r 2 --max_steps 2 --eval_range 0:2 --num_samples 0 --cache_dir "$W/cache" \
+  --dashboard --dashboard-port "$PORT2" > "$W/log3.txt" 2>&1 &
+PID=$!
+for _ in $(seq 1 600); do
+  grep -q "keeps serving" "$W/log3.txt" && break
+  kill -0 "$PID" 2>/dev/null || { cat "$W/log3.txt"; fail "train --dashboard exited after training"; }
+  sleep 0.1
+done
+grep -qF "training finished; the dashboard keeps serving at http://127.0.0.1:$PORT2/ (Ctrl-C to stop)" "$W/log3.txt" ||
+  { cat "$W/log3.txt"; fail "no keeps-serving line"; }
+sleep 0.5
+kill -0 "$PID" 2>/dev/null || fail "the dashboard stopped by itself"
+runs=$(curl -sf "http://127.0.0.1:$PORT2/api/runs") || fail "the dashboard does not answer after training"
+echo "$runs" | grep -q '"run3"' || fail "/api/runs after training: $runs"
+kill -INT "$PID"
+rc=0; wait "$PID" || rc=$?
+PID=""
+[ "$rc" = 0 ] || { cat "$W/log3.txt"; fail "Ctrl-C after training: exit $rc"; }
+tail -1 "$W/log3.txt" | grep -qx "dashboard stopped" || { cat "$W/log3.txt"; fail "no 'dashboard stopped' line"; }
 echo PASS

@@ -35,6 +35,31 @@ std::vector<double> abs_scaled(const std::vector<double>& ref, int c) {
   return b;
 }
 
+// convert (F32 -> BF16 -> F32, F16 -> F32): tensor/dtype.h's f32_to_bf16 (nearest even) bit for
+// bit, and the exact widenings.
+TEST_P(ForwardOps, Convert) {
+  const int64_t n = 1001;
+  std::vector<float> x = random_floats(n, 9, -50.f, 50.f);
+  x[0] = bf16_to_f32(0x3f80) + std::ldexp(1.f, -8);  // exactly halfway between two bf16: ties to even
+  GuardedBuffer gx = upload_guarded(be(), x), o16(be(), n * 2), o32(be(), n * 4);
+  be().convert(o16.tensor(DType::BF16, {n}), gx.tensor(DType::F32, {n}));
+  be().convert(o32.tensor(DType::F32, {n}), o16.tensor(DType::BF16, {n}));
+  const std::vector<uint16_t> got16 = o16.download<uint16_t>();
+  const std::vector<float> got32 = o32.download<float>();
+  EXPECT_EQ(got16[0], 0x3f80);
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_EQ(got16[static_cast<size_t>(i)], f32_to_bf16(x[static_cast<size_t>(i)])) << i;
+    ASSERT_EQ(got32[static_cast<size_t>(i)], bf16_to_f32(f32_to_bf16(x[static_cast<size_t>(i)]))) << i;
+  }
+  std::vector<uint16_t> h(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) h[static_cast<size_t>(i)] = f32_to_f16(x[static_cast<size_t>(i)] / 64);
+  GuardedBuffer gh = upload_guarded(be(), h);
+  be().convert(o32.tensor(DType::F32, {n}), gh.tensor(DType::F16, {n}));
+  const std::vector<float> w32 = o32.download<float>();
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(w32[static_cast<size_t>(i)], f16_to_f32(h[static_cast<size_t>(i)])) << i;
+  EXPECT_TRUE(o16.guards_intact() && o32.guards_intact());
+}
+
 TEST_P(ForwardOps, Embedding) {
   const int64_t N = 29, V = 53, C = 37;
   for (DType wt : {DType::F32, DType::BF16, DType::F16}) {

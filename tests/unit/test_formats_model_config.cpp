@@ -409,14 +409,14 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(ModelConfig, InvalidJsonNamesThePosition) {
   std::string e = error_of(R"({"model_type": "llama",)");
-  EXPECT_EQ(e.rfind("cfg.json: not valid JSON", 0), 0u) << e;
-  EXPECT_NE(e.find("column"), std::string::npos) << e;  // nlohmann's message gives line and column
+  // Our own position and nlohmann's reason, without its "[json.exception.parse_error.101]" tag.
+  EXPECT_EQ(e, "cfg.json: not valid JSON at line 1, column 24 (reading field `model_type`): syntax error while "
+               "parsing object key - unexpected end of input; expected string literal");
 }
 
 TEST(ModelConfig, NumberTooLargeForADouble) {
   EXPECT_EQ(error_of(minimal("llama", R"("rope_theta":1e400)")),
-            "cfg.json: not valid JSON (reading field `rope_theta`): [json.exception.out_of_range.406] number "
-            "overflow parsing '1e400'");
+            "cfg.json: 1e400 in field `rope_theta` is too large for a 64-bit float; use a smaller number");
 }
 
 TEST(ModelConfig, MissingFileNamed) {

@@ -87,6 +87,47 @@ TEST(ChatLoop, AFailedTurnIsReportedAndForgotten) {
   EXPECT_EQ(m.seen[1], ojson::parse(R"([{"role":"user","content":"ok"}])"));  // the failed turn is gone
 }
 
+// Multi-line messages: a """ block (as ollama run) and trailing-\ continuations (as
+// llama-cli) each reach the model as one user turn with its newlines.
+TEST(ChatLoop, MultiLineMessages) {
+  FakeModel m;
+  const std::string out = run(m, "\"\"\"\nline one\n\nline three\"\"\"\nfirst \\\nsecond\n\"\"\"one line\"\"\"\n");
+  EXPECT_EQ(out, "A1\nA2\nA3\n");
+  ASSERT_EQ(m.seen.size(), 3u);
+  EXPECT_EQ(m.seen[0].back()["content"], "line one\n\nline three");
+  EXPECT_EQ(m.seen[1].back()["content"], "first \nsecond");
+  EXPECT_EQ(m.seen[2].back()["content"], "one line");
+  FakeModel m2;
+  EXPECT_EQ(run(m2, "\"\"\"unfinished\nblock\n"), "[the input ended inside a \"\"\" message; it was not sent]\n");
+  EXPECT_TRUE(m2.seen.empty());
+}
+
+// After each answer: tokens/s (on a terminal), the max_new_tokens cut (terminal), and a full
+// context, which says the answer was cut and suggests /reset (always).
+struct CutModel : FakeModel {
+  ReplyInfo info;
+  ReplyInfo last_reply() const override { return info; }
+};
+
+TEST(ChatLoop, StatsAndCutAnswers) {
+  CutModel m;
+  m.info = {12, 0.5, "max_new_tokens", 40, 64, 12};
+  std::istringstream in("hi\n");
+  std::ostringstream out;
+  ChatLoopOptions o;
+  o.prompts = false;
+  o.stats = true;
+  run_chat_loop(m, in, out, o);
+  EXPECT_EQ(out.str(),
+            "A1\n[the answer was cut at max_new_tokens (12); raise --max_new_tokens for longer answers]\n"
+            "[12 tokens, 24.0 tokens/s]\n");
+  m.info = {24, 1.0, "context_full", 64, 64, 100};
+  EXPECT_EQ(run(m, "hi\n"),  // not a terminal: no speed, but the cut is said
+            "A2\n[the context is full (64 of 64 positions): the answer was cut; /reset starts a new conversation]\n");
+  m.info.stop = "eos";
+  EXPECT_EQ(run(m, "hi\n"), "A3\n");
+}
+
 // The streaming decoder on mixed CJK / emoji / ASCII text: every prefix of the token stream
 // yields only complete characters, and all pieces together equal decode(all ids).
 TEST(ChatStreaming, ChineseAndEmojiWholeCharacters) {
@@ -138,6 +179,40 @@ TEST(ChatInterrupt, SigintStopsTheAnswerNotTheProgram) {
   EXPECT_LT(cut.size(), full.size());
   EXPECT_EQ(full.substr(0, cut.size()), cut);  // greedy: the same answer, stopped early
   EXPECT_EQ(chat.reply(turn, [](std::string_view) {}), full);  // the next answer runs in full
+}
+
+// A full context: an answer that fills it is cut (and says so through last_reply), and a
+// conversation that no longer fits is an error that suggests /reset.
+TEST(ChatContext, FullContextCutsAndSuggestsReset) {
+  InferenceOptions o;
+  o.model = (fs::path(LORAFIT_TEST_DATA) / "stories260K").string();
+  o.raw = true;
+  Inference inf(o);
+  GenerateSettings s = inf.defaults();
+  s.max_new_tokens = 100;
+  s.eos_ids.clear();  // never stop early: the 16 positions fill up
+  InferenceChat chat(inf, s, 16);
+  const ojson turn = ojson::parse(R"([{"role": "user", "content": "Once upon a time"}])");
+  const std::vector<int32_t> prompt = inf.encode_messages(turn, "t");
+  chat.reply(turn, [](std::string_view) {});
+  const ReplyInfo r = chat.last_reply();
+  EXPECT_EQ(r.stop, "context_full");
+  EXPECT_EQ(r.context_size, 16);
+  // Tokens are chosen until the cache holds 16 positions: the prompt and all answer tokens
+  // but the last (which has no position left to be fed at).
+  EXPECT_EQ(r.tokens, 16 + 1 - static_cast<int64_t>(prompt.size()));
+  EXPECT_EQ(r.context_used, 16);
+  EXPECT_GT(r.seconds, 0);
+  const ojson longer = ojson::parse(R"([{"role": "user", "content": "Once upon a time there was a girl named Lily who had a big red ball"}])");
+  try {
+    chat.reply(longer, [](std::string_view) {});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no longer fits the context of 16 positions, so nothing was answered; "
+                                         "/reset starts a new conversation (or raise --max_context)"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

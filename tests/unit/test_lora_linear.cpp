@@ -98,7 +98,7 @@ void run_case(float p) {
   LoraSaved sv = su.saved();
   std::fill(su.dA.begin(), su.dA.end(), 0.5f);  // parameter grads accumulate: start non-zero
   linear_backward(*be, t2(dx, su.N, su.I), t2(su.g, su.N, su.O), t2(su.x, su.N, su.I), t2(su.W, su.O, su.I), &w, &sv,
-                  true, {t2(dxa, su.N, su.r), t2(dxin, su.N, su.I)});
+                  true, {t2(dxa, su.N, su.r), t2(dxin, su.N, su.I), Tensor(), Tensor()});
   std::vector<float> dA = su.dA, dB = su.dB;
   for (float& v : dA) v -= 0.5f;  // what was accumulated
   check(su, *be, su.x, dx, "dx");

@@ -164,7 +164,7 @@ TEST(ModelWeights, UnsupportedArchitecture) {
   TempDir d("arch");
   make_folder(d.path, [](auto&) {}, [](std::string& c) { replace_all(c, "\"qwen2\"", "\"gpt2\""); });
   EXPECT_EQ(load_error(d.path), (d.path / "config.json").string() +
-                                    ": model_type \"gpt2\" is not supported; supported model types: qwen2, llama, "
+                                    ": model_type \"gpt2\" is not supported; supported model types: qwen2, qwen3, llama, "
                                     "mistral");
 }
 

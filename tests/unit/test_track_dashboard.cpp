@@ -4,12 +4,18 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "track/dashboard.h"
 #include "track/run_reader.h"
@@ -181,6 +187,80 @@ TEST_F(Dashboard, PortInUse) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("port " + std::to_string(server->port()) + " is in use"), std::string::npos) << msg;
   }
+}
+
+// Host names are case-insensitive: LOCALHOST passes the DNS-rebinding guard, EVIL does not.
+TEST_F(Dashboard, HostCheckIgnoresCase) {
+  for (const char* h : {"LOCALHOST:7860", "LocalHost", "127.0.0.1:80"}) {
+    auto r = client->Get("/api/runs", {{"Host", h}});
+    ASSERT_TRUE(r) << h;
+    EXPECT_EQ(r->status, 200) << h;
+  }
+  auto r = client->Get("/api/runs", {{"Host", "EVIL.example"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+}
+
+// Idle connections (open, never a request) must not queue a real request behind them: with
+// httplib's defaults (8 workers, 5 s read timeout) 20 of them delayed one by 9.5 s. The bound
+// is a quarter of one old read timeout, far above a loopback GET even on a loaded machine.
+TEST_F(Dashboard, IdleConnectionsDoNotStarve) {
+  std::vector<int> idle;
+  for (int i = 0; i < 40; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(server->port()));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the server has accepted them
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = client->Get("/api/runs");
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (int fd : idle) ::close(fd);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(s, 1.25) << "a request waited behind idle connections";
+}
+
+// `train --dashboard` names its own flag when the port is taken.
+TEST_F(Dashboard, PortInUseNamesTheFlag) {
+  DashboardOptions o{kRuns, "127.0.0.1", server->port()};
+  o.port_flag = "--dashboard_port";
+  try {
+    DashboardServer second(o);
+    FAIL() << "expected an error";
+  } catch (const lorafit::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("choose a free port with --dashboard_port"), std::string::npos) << e.what();
+  }
+}
+
+// A symlink inside a run folder that leads out of it is not followed: its data never reaches
+// the API (the file counts as missing).
+TEST(TrackRunReader, SymlinkOutOfRunNotFollowed) {
+  const fs::path d = copy_runs("symlink");
+  const fs::path secret = d.parent_path() / ("lorafit_secret_" + std::to_string(::getpid()) + ".jsonl");
+  {
+    std::ofstream(secret) << "{\"step\": 1, \"prompt\": \"SECRET\", \"loss\": 98765.4321, \"secret\": 1}\n";
+  }
+  for (const char* f : {"samples.jsonl", "env.json", "metrics.jsonl"}) {
+    fs::remove(d / "lr1e-4" / f);
+    fs::create_symlink(secret, d / "lr1e-4" / f);
+  }
+  RunReader reader(d);
+  const std::string all = reader.samples(d / "lr1e-4").dump() + reader.run_detail(d / "lr1e-4").dump() +
+                          reader.metrics(d / "lr1e-4", 100).dump() + reader.runs_summary().dump();
+  EXPECT_EQ(all.find("SECRET"), std::string::npos) << all;
+  EXPECT_EQ(all.find("98765"), std::string::npos);
+  EXPECT_NE(all.find("samples.jsonl is missing"), std::string::npos);
+  // A link that stays inside the run folder is read as before.
+  fs::rename(secret, d / "lr1e-4" / "real.jsonl");
+  fs::remove(d / "lr1e-4" / "samples.jsonl");
+  fs::create_symlink("real.jsonl", d / "lr1e-4" / "samples.jsonl");
+  EXPECT_NE(reader.samples(d / "lr1e-4").dump().find("SECRET"), std::string::npos);
+  fs::remove_all(d);
 }
 
 TEST(TrackRunReader, MissingRunsFolder) {

@@ -34,7 +34,7 @@ TEST(TrainConfig, ReferenceRecipeYaml) {
   EXPECT_EQ(s.logging_steps, 10);
   EXPECT_EQ(s.save_steps, 100);
   EXPECT_TRUE(s.gradient_checkpointing);
-  EXPECT_TRUE(s.bf16);
+  EXPECT_EQ(s.bf16, "true");
   EXPECT_EQ(s.train_range, "5:5000");
   EXPECT_EQ(s.eval_range, "0:5");
   EXPECT_EQ(s.system, "你是一个法律专家，请根据用户的问题给出专业的回答");
@@ -71,7 +71,7 @@ TEST(TrainConfig, EveryKeyIsAFlagAndRoundTripsThroughYaml) {
 
 TEST(TrainConfig, BareBoolFlagsEqualsFormAndAliases) {
   const TrainSettings s = parse_train_args({"--bf16", "--lora_r=12", "--model", "m", "--dataset", "d.jsonl"});
-  EXPECT_TRUE(s.bf16);
+  EXPECT_EQ(s.bf16, "true");
   EXPECT_EQ(s.lora_r, 12);
   EXPECT_EQ(s.model_name_or_path, "m");
   EXPECT_EQ(s.data, "d.jsonl");
@@ -88,5 +88,59 @@ TEST(TrainConfig, Errors) {
             "unexpected argument \"stray\"; settings are written --key value (e.g. --lora_r 64)");
   TrainSettings s;
   EXPECT_EQ(error_of([&] { validate_settings(s); }), "--model_name_or_path: required: the Hugging Face model folder");
-  EXPECT_EQ(closest_setting_key("gradient_acumulation_steps"), "gradient_accumulation_steps");
+  EXPECT_EQ(setting_suggestion("gradient_acumulation_steps"), "; did you mean --gradient_accumulation_steps?");
 }
+
+// Suggestions only when close: --lr is the initials of learning_rate (and lora_r), never the
+// nearest unrelated key such as --data; a name that resembles nothing gets no guess.
+TEST(TrainConfig, SuggestionsOnlyWhenClose) {
+  const std::string lr = error_of([] { parse_train_args({"--lr", "1e-4"}); });
+  EXPECT_EQ(lr, "--lr: unknown setting; did you mean --learning_rate or --lora_r? (`lorafit train --help` lists every key)");
+  EXPECT_EQ(error_of([] { parse_train_args({"--tokenizer", "t"}); }),
+            "--tokenizer: unknown setting (`lorafit train --help` lists every key)");
+  EXPECT_EQ(error_of([] { parse_train_args({"--dashbord"}, {"dashboard", "dashboard_port"}); }),
+            "--dashbord: unknown setting; did you mean --dashboard? (`lorafit train --help` lists every key)");
+  EXPECT_EQ(error_of([] { parse_train_args({"--epochs", "3"}); }),
+            "--epochs: unknown setting; did you mean --num_train_epochs? (`lorafit train --help` lists every key)");
+}
+
+// kebab-case is an alias of every key, on the command line and in YAML.
+TEST(TrainConfig, KebabCaseAliases) {
+  const TrainSettings s = parse_train_args({"--learning-rate", "3e-4", "--per-device-train-batch-size=3", "--packing"});
+  EXPECT_DOUBLE_EQ(s.learning_rate, 3e-4);
+  EXPECT_EQ(s.per_device_train_batch_size, 3);
+  EXPECT_TRUE(s.packing);
+  const fs::path y = fs::temp_directory_path() / "lorafit_test_kebab.yaml";
+  write_file_atomic(y, "lora-r: 5\nmax-steps: 7\n");
+  const TrainSettings t = parse_train_args({"--config", y.string()});
+  EXPECT_EQ(t.lora_r, 5);
+  EXPECT_EQ(t.max_steps, 7);
+  fs::remove(y);
+}
+
+namespace lorafit {
+namespace {
+
+// bf16 (HF's bf16=True) is read: true/false as asked, auto = bf16 on cuda and fp32 on the CPU.
+TEST(TrainConfig, Bf16SettingChoosesTheActivationDtype) {
+  TrainSettings s;
+  EXPECT_EQ(s.bf16, "auto");
+  s.device = "cpu";
+  EXPECT_EQ(train_act_dtype(s), DType::F32);
+  s.device = "cuda";
+  EXPECT_EQ(train_act_dtype(s), DType::BF16);
+  EXPECT_EQ(train_act_dtype(parse_train_args({"--bf16", "false", "--device", "cuda"})), DType::F32);
+  EXPECT_EQ(train_act_dtype(parse_train_args({"--bf16", "true", "--device", "cpu"})), DType::BF16);
+  try {
+    parse_train_args({"--bf16", "maybe"});
+    ADD_FAILURE() << "no error for --bf16 maybe";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bf16 (true, false or auto): \"maybe\" is not a boolean"), std::string::npos)
+        << e.what();
+  }
+  // A config.yaml round trip keeps auto.
+  EXPECT_NE(settings_to_yaml(TrainSettings{}).find("bf16: \"auto\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lorafit

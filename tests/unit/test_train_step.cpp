@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "backend/backend.h"
@@ -106,9 +107,66 @@ TEST(TrainStep, NanLossNamesStepAndMicroBatch) {
   h[static_cast<size_t>(b.offset)] = std::numeric_limits<float>::quiet_NaN();
   f.p.upload_params(h);
   LoraTrainer t = f.trainer();
+  // No step has changed the LoRA values yet: they came from outside (an adapter, a checkpoint).
   EXPECT_EQ(error_of([&] { t.step({f.tc.micro_batch(0), f.tc.micro_batch(1)}); }),
-            "step 1, micro-batch 0: the loss is NaN (a NaN or Inf appeared in the forward pass); lower learning_rate, check the "
-            "data, or train in fp32");
+            "step 1, micro-batch 0: the loss is NaN; the LoRA weight " + b.key +
+                " holds NaN before this run changed it: the adapter or checkpoint it was loaded from is damaged, so "
+                "this is bad input, not training; use another checkpoint or adapter");
+}
+
+TEST(TrainStep, InfInABaseWeightIsNamedAsBadInput) {
+  Fixture f;
+  const std::string name = "model.layers.1.mlp.up_proj.weight";
+  const ParamInfo* w = nullptr;
+  for (const ParamInfo& p : f.m.weights().params())
+    if (p.name == name) w = &p;
+  ASSERT_NE(w, nullptr);
+  ASSERT_EQ(w->tensor.dtype, DType::F32);
+  std::vector<float> copy(static_cast<size_t>(w->tensor.numel()));  // (F, C), owned here, outlives the model use
+  std::memcpy(copy.data(), w->tensor.data, copy.size() * sizeof(float));
+  copy[7] = std::numeric_limits<float>::infinity();
+  Tensor t = w->tensor;
+  t.data = copy.data();
+  f.m.weights().rebind(name, t);
+  LoraTrainer tr = f.trainer();
+  const std::string e = error_of([&] { tr.step({f.tc.micro_batch(0)}); });
+  EXPECT_EQ(e.substr(e.find(';')), "; the base model's weight " + name +
+                                       " holds Inf (element 7): the model files are damaged, so this is bad input, not "
+                                       "training; re-download or re-convert the model");
+  EXPECT_EQ(e.rfind("step 1, micro-batch 0: ", 0), 0u) << e;
+  EXPECT_EQ(e.find("lower learning_rate"), std::string::npos) << e;
+}
+
+TEST(TrainStep, OverflowInTheForwardIsLocatedByLayerAndOp) {
+  // Finite inputs whose activations overflow fp32: layer 2's q_proj LoRA A and B at 3e38.
+  // The failing micro-batch is re-run and each saved activation checked in forward order;
+  // without gradient checkpointing every layer's ops are kept, so the op is named.
+  Fixture f;
+  std::vector<float> h = f.p.download_params();
+  int found = 0;
+  for (const LoraTensor& t : f.p.tensors())
+    if (t.key.find("layers.2.self_attn.q_proj") != std::string::npos) {
+      for (int64_t i = 0; i < t.numel(); ++i) h[static_cast<size_t>(t.offset + i)] = 3e38f;
+      ++found;
+    }
+  ASSERT_EQ(found, 2);
+  f.p.upload_params(h);
+  TrainConfig c;
+  c.gradient_checkpointing = false;
+  LoraTrainer tr(f.m, f.p, c, LrSchedule(LrSchedulerType::Constant, 1e-3, 100));
+  EXPECT_EQ(error_of([&] { tr.step({f.tc.micro_batch(0)}); }),
+            "step 1, micro-batch 0: the loss is NaN; the forward pass first produced NaN/Inf in layer 2 (q output) "
+            "while every weight, the adapter and the optimizer state are finite, so training diverged (or the data "
+            "drives activations past the dtype's range); lower learning_rate, check the data, or train in fp32");
+  // With checkpointing only the layer is known (its output), and the message says how to see more.
+  Fixture g;
+  g.p.upload_params(h);
+  LoraTrainer tg = g.trainer();
+  const std::string e = error_of([&] { tg.step({g.tc.micro_batch(0)}); });
+  EXPECT_NE(e.find("first produced NaN/Inf in layer 2 (its output, residual.3; set gradient_checkpointing: false to "
+                   "name the op inside the layer)"),
+            std::string::npos)
+      << e;
 }
 
 TEST(TrainStep, NonFiniteGradientNamesTheTensor) {

@@ -6,12 +6,15 @@ from transformers 4.57.6 (tools/golden/requirements-models.txt), eager attention
   tests/fixtures/forward/greedy_recent.json  20 greedy ids per model (KV-cached generate,
                                              cross-checked against a no-cache argmax loop)
   tests/fixtures/forward/rope_tables.json    inv_freq and attention_scaling from transformers'
-                                             ROPE_INIT_FUNCTIONS for published and edge configs
+                                             ROPE_INIT_FUNCTIONS for published and edge configs,
+                                             on this CPU's torch kernels and on the NO AVX ones
 
-    /opt/models-venv/bin/python tools/golden/make_forward_recent.py
+    /opt/models-venv/bin/python tools/golden/make_forward_recent.py        (everything)
+    /opt/models-venv/bin/python tools/golden/make_forward_recent.py rope   (rope_tables.json only)
 """
 import json
 import os
+import subprocess
 import sys
 
 import torch
@@ -59,7 +62,7 @@ ROPE_CASES = [  # (name, config class, kwargs)
 ]
 
 
-def rope_tables():
+def rope_rows():
     rows = []
     for name, cls, kw in ROPE_CASES:
         cfg = cls(**kw)
@@ -74,7 +77,26 @@ def rope_tables():
         config.update(vocab_size=8, intermediate_size=8, num_hidden_layers=1)
         rows.append({"name": name, "config": config, "head_dim": head_dim, "rope_type": rope_type,
                      "inv_freq": [float(x) for x in inv.tolist()], "attention_scaling": float(scale)})
-        print(f"  rope {name}: {rope_type} D={head_dim} scale={scale:.6g}")
+    return rows
+
+
+# torch's fp32 `base ** tensor` is platform dependent: with the AVX2 / AVX512 kernels (the
+# usual x86 build) it is Sleef_powf_u10, which is 1 ulp off the correctly rounded power at some
+# exponents (1e6 ** (74/128)); with ATEN_CPU_CAPABILITY=default it is std::pow. Both tables are
+# recorded: `inv_freq` from this process, `inv_freq_no_avx` from a child on the default kernels.
+def rope_tables():
+    rows = rope_rows()
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="default")
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "rope-no-avx"], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    child = json.loads(out.strip().splitlines()[-1])
+    assert child["capability"] == "NO AVX", child["capability"]
+    for r, inv in zip(rows, child["inv_freq"]):
+        r["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        r["inv_freq_no_avx"] = inv
+        diff = sum(a != b for a, b in zip(r["inv_freq"], inv))
+        print(f"  rope {r['name']}: {r['rope_type']} D={r['head_dim']} scale={r['attention_scaling']:.6g} "
+              f"({diff} entries differ between {r['cpu_capability']} and NO AVX)")
     with open(os.path.join(mf.OUT, "rope_tables.json"), "w") as f:
         json.dump(rows, f, indent=1)
 
@@ -84,6 +106,10 @@ def main():
     torch.use_deterministic_algorithms(True)
     if sys.argv[1:] == ["rope"]:
         rope_tables()
+        return
+    if sys.argv[1:] == ["rope-no-avx"]:
+        print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(),
+                          "inv_freq": [r["inv_freq"] for r in rope_rows()]}))
         return
     # T = 24..27: long enough that llama3's divided frequencies and yarn's ramp change the
     # angles well beyond fp32 noise.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/backend_bf16.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels_backward.h"
 
@@ -40,15 +41,6 @@ void weight_rows_f32(float* dst, const Tensor& w, int64_t v0, int64_t v1) {
     for (int64_t r = v0; r < v1; ++r)
       for (int64_t c = 0; c < C; ++c) dst[(r - v0) * C + c] = cpu::load_weight(p, r * C + c);
   });
-}
-
-// Targets must be a vocabulary index or −100; anything else is a data bug upstream.
-void check_targets(const int32_t* t, int64_t N, int64_t V) {
-  for (int64_t n = 0; n < N; ++n)
-    if (t[n] != -100 && (t[n] < 0 || t[n] >= V))
-      throw Error("lm-head cross-entropy: target {} at row {} is outside the vocabulary [0, {}) "
-                  "and is not the ignore index -100; check the labels of the batch",
-                  t[n], n, V);
 }
 
 // logits (N, VC) = x (N,C) · wc (VC,C)ᵀ
@@ -131,7 +123,17 @@ void attention_backward_f32(float* dq, float* dk, float* dv, const float* dout, 
 
 }  // namespace
 
+// Targets must be a vocabulary index or −100; anything else is a data bug upstream.
+void cpu_bf16::check_lmhead_targets(const int32_t* t, int64_t N, int64_t V) {
+  for (int64_t n = 0; n < N; ++n)
+    if (t[n] != -100 && (t[n] < 0 || t[n] >= V))
+      throw Error("lm-head cross-entropy: target {} at row {} is outside the vocabulary [0, {}) "
+                  "and is not the ignore index -100; check the labels of the batch",
+                  t[n], n, V);
+}
+
 void CpuBackend::rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor w, Tensor rstd) {
+  if (cpu_bf16::any({&dx, &dout, &x})) return cpu_bf16::rmsnorm_backward(*this, dx, dout, x, w, rstd);
   const char* op = "rmsnorm_backward";
   check_f32(dx, op, "dx");
   check_f32(dout, op, "dout");
@@ -146,6 +148,7 @@ void CpuBackend::rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor w, Te
 }
 
 void CpuBackend::bias_grad(Tensor dbias, Tensor dout) {
+  if (cpu_bf16::any({&dout})) return cpu_bf16::bias_grad(*this, dbias, dout);
   check_f32(dbias, "bias_grad", "dbias");
   check_f32(dout, "bias_grad", "dout");
   const int64_t O = dbias.numel(), N = dout.numel() / O;
@@ -161,6 +164,7 @@ void CpuBackend::bias_grad(Tensor dbias, Tensor dout) {
 }
 
 void CpuBackend::rope_backward(Tensor dx, Tensor pos, const RopeTable& rope) {
+  if (cpu_bf16::any({&dx})) return cpu_bf16::rope(dx, pos, rope, -1);
   check_f32(dx, "rope_backward", "dx");
   LF_CHECK(dx.ndim == 3 && pos.dtype == DType::I32 && pos.numel() == dx.dim(0) &&
            static_cast<int64_t>(rope.inv_freq.size()) == dx.dim(2) / 2);
@@ -170,6 +174,8 @@ void CpuBackend::rope_backward(Tensor dx, Tensor pos, const RopeTable& rope) {
 
 void CpuBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k,
                                     Tensor v, Tensor out, Tensor lse, Tensor seg) {
+  if (cpu_bf16::any({&dq, &dout, &q, &k, &v, &out}))
+    return cpu_bf16::attention_backward(*this, dq, dk, dv, dout, q, k, v, out, lse, seg);
   const char* op = "attention_backward";
   for (const Tensor* t : {&dq, &dk, &dv, &dout, &q, &k, &v, &out, &lse}) check_f32(*t, op, "tensor");
   LF_CHECK(q.ndim == 4 && k.ndim == 4, "{}: q and k must be (B,T,H,D)", op);
@@ -185,6 +191,7 @@ void CpuBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout
 }
 
 void CpuBackend::swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) {
+  if (cpu_bf16::any({&dgate, &dout, &gate})) return cpu_bf16::swiglu_backward(dgate, dup, dout, gate, up);
   const char* op = "swiglu_backward";
   for (const Tensor* t : {&dgate, &dup, &dout, &gate, &up}) check_f32(*t, op, "tensor");
   const int64_t n = gate.numel();
@@ -196,6 +203,7 @@ void CpuBackend::swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor g
 // Online log-sum-exp over vocabulary chunks: per row, the running max m and Σ exp(z − m)
 // (double), rescaled when a later chunk raises the max.
 void CpuBackend::lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, Tensor targets) {
+  if (cpu_bf16::any({&x})) return cpu_bf16::lmhead_ce_forward(*this, loss, lse, x, w, targets);
   const char* op = "lmhead_ce_forward";
   check_f32(loss, op, "loss");
   check_f32(lse, op, "lse");
@@ -204,7 +212,7 @@ void CpuBackend::lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, 
   const int64_t V = w.dim(0), C = w.dim(1), N = x.numel() / C;
   LF_CHECK(x.numel() == N * C && loss.numel() == N && lse.numel() == N && targets.numel() == N);
   const int32_t* tg = targets.as<const int32_t>();  // (N)
-  check_targets(tg, N, V);
+  cpu_bf16::check_lmhead_targets(tg, N, V);
   const int64_t VC = std::min(kVocabChunk, V);
   std::vector<float> wc(static_cast<size_t>(VC * C));      // (VC, C)
   std::vector<float> logits(static_cast<size_t>(N * VC));  // (N, VC)
@@ -246,6 +254,7 @@ void CpuBackend::lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, 
 // tokens of a masked batch cost nothing) and their dx rows are written as zeros.
 void CpuBackend::lmhead_ce_backward(Tensor dx, Tensor dloss, Tensor x, Tensor w, Tensor targets,
                                     Tensor lse) {
+  if (cpu_bf16::any({&dx, &x})) return cpu_bf16::lmhead_ce_backward(*this, dx, dloss, x, w, targets, lse);
   const char* op = "lmhead_ce_backward";
   check_f32(dx, op, "dx");
   check_f32(dloss, op, "dloss");
@@ -256,7 +265,7 @@ void CpuBackend::lmhead_ce_backward(Tensor dx, Tensor dloss, Tensor x, Tensor w,
   LF_CHECK(x.numel() == N * C && dx.numel() == N * C && dloss.numel() == N && lse.numel() == N &&
            targets.numel() == N);
   const int32_t* tg = targets.as<const int32_t>();  // (N)
-  check_targets(tg, N, V);
+  cpu_bf16::check_lmhead_targets(tg, N, V);
   const float* dl = dloss.as<const float>();  // (N)
   const float* ls = lse.as<const float>();    // (N)
   float* dxp = dx.as<float>();                // (N, C)

@@ -1,5 +1,6 @@
 // CpuBackend: the KV-cache ops of generation (kernels_decode.h). Shapes and dtypes are
 // checked here; a mismatch is our bug (LF_CHECK).
+#include "backend/cpu/backend_bf16.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels_decode.h"
 
@@ -15,6 +16,7 @@ void check_f32_4d(const Tensor& t, const char* what) {
 }  // namespace
 
 void CpuBackend::kv_cache_write(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, int64_t p0) {
+  if (cpu_bf16::any({&k_cache, &k})) return cpu_bf16::kv_cache_write(k_cache, v_cache, k, v, p0);
   check_f32_4d(k_cache, "kv_cache_write k_cache");
   check_f32_4d(v_cache, "kv_cache_write v_cache");
   check_f32_4d(k, "kv_cache_write k");
@@ -30,6 +32,7 @@ void CpuBackend::kv_cache_write(Tensor k_cache, Tensor v_cache, Tensor k, Tensor
 }
 
 void CpuBackend::attention_decode(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, int64_t p0) {
+  if (cpu_bf16::any({&out, &q, &k_cache})) return cpu_bf16::attention_decode(out, q, k_cache, v_cache, p0);
   check_f32_4d(out, "attention_decode out");
   check_f32_4d(q, "attention_decode q");
   check_f32_4d(k_cache, "attention_decode k_cache");

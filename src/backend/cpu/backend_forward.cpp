@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "backend/cpu/backend_bf16.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels_forward.h"
 
@@ -127,8 +128,15 @@ void attention_forward_f32(float* out, float* lse, const float* q, const float* 
 }  // namespace
 
 bool CpuBackend::supports(Op op, DType act, DType weight) const {
-  (void)op;  // every op exists on the CPU backend, with fp32 activations
-  return act == DType::F32 && is_weight_dtype(weight);
+  // every op exists on the CPU backend, with F32 or BF16 activations; the optimizer's flat
+  // buffers are F32
+  if (op == Op::AdamW || op == Op::SumSquares) return act == DType::F32 && weight == DType::F32;
+  return (act == DType::F32 || act == DType::BF16) && is_weight_dtype(weight);
+}
+
+void CpuBackend::convert(Tensor out, Tensor in) {
+  LF_CHECK(out.device == Device::CPU && in.device == Device::CPU && out.data && in.data, "convert on the CPU");
+  cpu_bf16::convert(out, in);
 }
 
 void* CpuBackend::alloc(size_t bytes) {
@@ -143,6 +151,7 @@ void CpuBackend::upload(void* dst, const void* host_src, size_t bytes) { std::me
 void CpuBackend::download(void* host_dst, const void* src, size_t bytes) { std::memcpy(host_dst, src, bytes); }
 
 void CpuBackend::embedding_forward(Tensor out, Tensor ids, Tensor table) {
+  if (cpu_bf16::any({&out})) return cpu_bf16::embedding_forward(*this, out, ids, table);
   check_f32(out, "embedding out");
   check_i32(ids, "embedding ids");
   LF_CHECK(table.ndim == 2 && is_weight_dtype(table.dtype), "embedding table {}", table.shape_str());
@@ -156,6 +165,7 @@ void CpuBackend::embedding_forward(Tensor out, Tensor ids, Tensor table) {
 }
 
 void CpuBackend::rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
+  if (cpu_bf16::any({&out, &x})) return cpu_bf16::rmsnorm_forward(*this, out, rstd, x, w, eps);
   check_f32(out, "rmsnorm out");
   check_f32(x, "rmsnorm x");
   const auto [N, C] = as_matrix(x);
@@ -171,6 +181,7 @@ void CpuBackend::rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, fl
 
 void CpuBackend::matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha,
                         float beta) {
+  if (cpu_bf16::any({&out, &a})) return cpu_bf16::matmul(*this, out, a, trans_a, b, trans_b, alpha, beta);
   check_f32(out, "matmul out");
   check_f32(a, "matmul a");
   LF_CHECK(is_weight_dtype(b.dtype) && b.data != nullptr, "matmul b dtype {}", dtype_name(b.dtype));
@@ -217,6 +228,7 @@ void CpuBackend::matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool trans
 }
 
 void CpuBackend::add_bias(Tensor out, Tensor bias) {
+  if (cpu_bf16::any({&out})) return cpu_bf16::add_bias(*this, out, bias);
   check_f32(out, "add_bias out");
   const auto [N, O] = as_matrix(out);
   LF_CHECK(bias.numel() == O && is_weight_dtype(bias.dtype), "bias {} for out {}", bias.shape_str(), out.shape_str());
@@ -224,6 +236,7 @@ void CpuBackend::add_bias(Tensor out, Tensor bias) {
 }
 
 void CpuBackend::rope_forward(Tensor x, Tensor pos, const RopeTable& rope) {
+  if (cpu_bf16::any({&x})) return cpu_bf16::rope(x, pos, rope, +1);
   check_f32(x, "rope x");
   check_i32(pos, "rope pos");
   LF_CHECK(x.ndim >= 3, "rope x {} must be (N,H,D) or (B,T,H,D)", x.shape_str());
@@ -234,6 +247,7 @@ void CpuBackend::rope_forward(Tensor x, Tensor pos, const RopeTable& rope) {
 }
 
 void CpuBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor seg) {
+  if (cpu_bf16::any({&out, &q})) return cpu_bf16::attention_forward(out, lse, q, k, v, seg);
   check_f32(out, "attention out");
   check_f32(q, "attention q");
   check_f32(k, "attention k");
@@ -260,6 +274,7 @@ void CpuBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, T
 }
 
 void CpuBackend::swiglu_forward(Tensor out, Tensor gate, Tensor up) {
+  if (cpu_bf16::any({&out, &gate})) return cpu_bf16::swiglu_forward(out, gate, up);
   check_f32(out, "swiglu out");
   check_f32(gate, "swiglu gate");
   check_f32(up, "swiglu up");
@@ -269,6 +284,7 @@ void CpuBackend::swiglu_forward(Tensor out, Tensor gate, Tensor up) {
 }
 
 void CpuBackend::add(Tensor out, Tensor a, Tensor b) {
+  if (cpu_bf16::any({&out, &a, &b})) return cpu_bf16::add(*this, out, a, b);
   check_f32(out, "add out");
   check_f32(a, "add a");
   check_f32(b, "add b");
@@ -278,11 +294,17 @@ void CpuBackend::add(Tensor out, Tensor a, Tensor b) {
 }
 
 void CpuBackend::scale(Tensor x, float s) {
+  if (cpu_bf16::any({&x})) return cpu_bf16::scale(x, s);
   check_f32(x, "scale x");
+  if (s == 0.f) {
+    std::memset(x.data, 0, x.nbytes());
+    return;
+  }
   cpu::scale(x.as<float>(), s, x.numel());
 }
 
 void CpuBackend::dropout(Tensor out, Tensor x, float p, uint64_t seed) {
+  if (cpu_bf16::any({&out, &x})) return cpu_bf16::dropout(*this, out, x, p, seed);
   check_f32(out, "dropout out");
   check_f32(x, "dropout x");
   LF_CHECK(out.numel() == x.numel(), "dropout: out {} x {}", out.shape_str(), x.shape_str());

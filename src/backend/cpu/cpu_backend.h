@@ -1,6 +1,6 @@
 // The CPU backend: the specification every other backend is checked against. Plain loops
 // (double accumulators where a sum is long) plus BLAS for GEMM; computes in fp32, reads
-// F32/BF16/F16 weights. Each op forwards to a templated kernel in cpu/kernels_*.h, which the
+// F32/BF16/F16 weights; BF16 activations go through backend_bf16.h (rounded where torch rounds). Each op forwards to a templated kernel in cpu/kernels_*.h, which the
 // gradient checks also instantiate with double.
 #pragma once
 #include "backend/backend.h"
@@ -18,6 +18,7 @@ class CpuBackend final : public Backend {
   void upload(void* dst, const void* host_src, size_t bytes) override;
   void download(void* host_dst, const void* src, size_t bytes) override;
   void sync() override {}
+  void convert(Tensor out, Tensor in) override;
 
   void embedding_forward(Tensor out, Tensor ids, Tensor table) override;
   void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) override;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tensor/dtype.h"
+#include "util/rng.h"
 
 namespace lorafit::cpu {
 
@@ -33,18 +34,8 @@ inline float load_weight(const F16* w, int64_t i) { return f16_to_f32(w[i].bits)
 
 // ---- counter-based RNG for dropout: the mask of element i depends only on (seed, i), so the
 // backward (and any other backend) regenerates exactly the same mask. ----
-inline uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-// Uniform in [0, 1) with 24 random bits (exact in float). The seed is mixed first so that
-// streams of neighbouring seeds do not overlap (seed ^ i would make (s, i+1) == (s+1, i)…).
-inline float dropout_uniform(uint64_t seed, int64_t i) {
-  uint64_t h = splitmix64(splitmix64(seed) + static_cast<uint64_t>(i));
-  return static_cast<float>(h >> 40) * (1.0f / 16777216.0f);
-}
+// (util/rng.h; the CUDA kernels use the same function.)
+inline float dropout_uniform(uint64_t seed, int64_t i) { return counter_uniform24(seed, i); }
 inline bool dropout_keep(uint64_t seed, int64_t i, float p) { return dropout_uniform(seed, i) >= p; }
 
 // out (N,C) = table[ids] ; ids (N) already range-checked against V by the caller.

@@ -187,7 +187,7 @@ void CudaBackend::rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, f
 
 void CudaBackend::matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha, float beta) {
   const ET ot = cuda::act_type(out, "matmul out"), at = cuda::act_type(a, "matmul a");
-  const ET wt = cuda::weight_type(b, "matmul b");
+  const ET wt_in = cuda::weight_type(b, "matmul b");
   const Mat mo = as_matrix(out), ma = as_matrix(a), mb = as_matrix(b);
   const int64_t M = mo.rows, N = mo.cols;
   const int64_t K = trans_a ? ma.rows : ma.cols;
@@ -203,6 +203,15 @@ void CudaBackend::matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool tran
     else
       LF_CUDA(cuda::scale(out.data, ot, beta, M * N));
     return;
+  }
+  // A bf16 GEMM uses b at bf16 precision (backend.h): an F32/F16 b (a LoRA master) is rounded first.
+  const void* bdata = b.data;
+  ET wt = wt_in;
+  if (at == ET::BF16 && wt != ET::BF16) {
+    void* b16 = scratch(kConvB, static_cast<size_t>(K * N) * 2);
+    LF_CUDA(cuda::convert(b16, ET::BF16, b.data, wt, K * N));
+    bdata = b16;
+    wt = ET::BF16;
   }
   // cuBLAS multiplies equal input types: mixed a/b run in fp32 (16-bit operands widened).
   const ET ct = at == wt ? at : ET::F32;
@@ -224,7 +233,7 @@ void CudaBackend::matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool tran
   const int64_t lda = trans_a ? M : K;
   const size_t out_es = cuda::et_size(cot);
   if (wt == ct) {
-    gemm(cout, cot, N, ain, lda, trans_a, b.data, trans_b ? K : N, trans_b, ct, M, N, K, alpha, beta);
+    gemm(cout, cot, N, ain, lda, trans_a, bdata, trans_b ? K : N, trans_b, ct, M, N, K, alpha, beta);
   } else if (trans_b) {  // b (N,K): a block of b's rows is a block of output columns
     const int64_t nb = std::clamp<int64_t>(kConvertBlock / K, 1, N);
     void* buf = scratch(kConvB, static_cast<size_t>(nb * K) * 4);
@@ -328,12 +337,32 @@ void CudaBackend::swiglu_forward(Tensor out, Tensor gate, Tensor up) {
   LF_CUDA(cuda::swiglu_forward(out.data, gate.data, up.data, at, out.numel()));
 }
 
+void CudaBackend::convert(Tensor out, Tensor in) {
+  LF_CHECK(out.numel() == in.numel(), "convert: out {} in {}", out.shape_str(), in.shape_str());
+  const ET ot = cuda::act_type(out, "convert out"), it = cuda::weight_type(in, "convert in");
+  if (out.data == in.data && ot == it) return;
+  LF_CUDA(cuda::convert(out.data, ot, in.data, it, out.numel()));
+}
+
 void CudaBackend::add(Tensor out, Tensor a, Tensor b) {
-  const ET at = cuda::act_type(a, "add a");
-  LF_CHECK(cuda::act_type(out, "add out") == at && cuda::act_type(b, "add b") == at, "add dtypes differ");
+  const ET ot = cuda::act_type(out, "add out");
   LF_CHECK(out.numel() == a.numel() && b.numel() == a.numel(), "add: out {} a {} b {}", out.shape_str(),
            a.shape_str(), b.shape_str());
-  LF_CUDA(cuda::add(out.data, a.data, b.data, at, out.numel()));
+  // Mixed dtypes (an F32 gradient += a BF16 piece): the other operand is widened to out's
+  // type first (exact for BF16 -> F32, the case the model uses).
+  const void* pa = a.data;
+  const void* pb = b.data;
+  const Slot slots[2] = {kConvA, kConvB};
+  const Tensor* in[2] = {&a, &b};
+  const void** ptr[2] = {&pa, &pb};
+  for (int i = 0; i < 2; ++i) {
+    const ET it = cuda::act_type(*in[i], "add input");
+    if (it == ot) continue;
+    void* conv = scratch(slots[i], static_cast<size_t>(out.numel()) * cuda::et_size(ot));
+    LF_CUDA(cuda::convert(conv, ot, in[i]->data, it, out.numel()));
+    *ptr[i] = conv;
+  }
+  LF_CUDA(cuda::add(out.data, pa, pb, ot, out.numel()));
 }
 
 void CudaBackend::scale(Tensor x, float s) {

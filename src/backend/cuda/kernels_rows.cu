@@ -5,6 +5,7 @@
 // double and round once, because CUDA's single-precision cosf/expf may be 2 ulp off while the
 // parity bounds allow one rounding.
 #include "backend/cuda/cuda_common.cuh"
+#include "util/rng.h"
 
 namespace lorafit::cuda {
 namespace {
@@ -130,20 +131,11 @@ __global__ void add_k(A* out, const A* a, const A* b, int64_t n) {
 template <class A>
 __global__ void scale_k(A* x, float s, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    st(x, i, ld(x, i) * s);
+    st(x, i, s == 0.f ? 0.f : ld(x, i) * s);  // s = 0 writes zeros (backend.h), even over NaN
 }
 
-// ---- the counter-based dropout hash, copied exactly from cpu/kernels_forward.h ----
-__device__ __forceinline__ uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-__device__ __forceinline__ float dropout_uniform(uint64_t seed, int64_t i) {
-  uint64_t h = splitmix64(splitmix64(seed) + static_cast<uint64_t>(i));
-  return static_cast<float>(h >> 40) * (1.0f / 16777216.0f);
-}
+// ---- the counter-based dropout hash: the CPU's own function (util/rng.h) ----
+__device__ __forceinline__ float dropout_uniform(uint64_t seed, int64_t i) { return lorafit::counter_uniform24(seed, i); }
 
 template <class A>
 __global__ void dropout_k(A* out, const A* x, float p, float inv_keep, uint64_t seed, int64_t n) {
