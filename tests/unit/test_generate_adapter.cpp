@@ -2,9 +2,11 @@
 // tools/golden/make_adapter_fixtures.py: PEFT's get_peft_model + save_pretrained, non-zero B,
 // and the logits transformers + PEFT gives for fixed ids), merged at load and exported merged.
 //
+// The Qwen3 and llama3-RoPE cases come from transformers 4.57.6 + PEFT 0.17.1 (RECENT_CASES).
+//
 // Tolerances, norm-wise ‖ours − ref‖₂ ≤ bound·‖ref‖₂ (derivation as in test_model_forward.cpp):
 // both sides compute in fp32; a layer's reductions cost at most
-//   e_layer = (3C + D + T + H·D + C + F + 16 + 7(r + max(C, F) + 2))·eps32
+//   e_layer = (3C + D [+ 2D with q_norm/k_norm] + T + H·D + C + F + 16 + 7(r + max(C, F) + 2))·eps32
 // (the last term: the LoRA branch x·Aᵀ then ·Bᵀ of up to 7 projections), carried with gain one
 // through the residual; final norm and lm head add 2(C + 2)·eps32; two implementations: ×2.
 // Merged vs unmerged: the merged weight is rounded once to the base dtype. For a bf16 base each
@@ -78,7 +80,8 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
 
 double fp32_bound(const ModelConfig& c, int64_t T, int r) {
   const int64_t wide = std::max(c.hidden_size, c.intermediate_size);
-  const double e_layer = static_cast<double>(3 * c.hidden_size + c.head_dim + T + c.num_heads * c.head_dim +
+  const int64_t qk_norm = c.qk_norm ? 2 * c.head_dim : 0;  // Qwen3's q_norm and k_norm: two length-D sums
+  const double e_layer = static_cast<double>(3 * c.hidden_size + c.head_dim + qk_norm + T + c.num_heads * c.head_dim +
                                              c.hidden_size + c.intermediate_size + 16 + 7 * (r + wide + 2)) *
                          testing::kEps32;
   return 2 * (c.num_layers * e_layer + 2 * (c.hidden_size + 2) * testing::kEps32);
@@ -137,7 +140,9 @@ TEST_P(AdapterCase, UnmergedMergedAndExportedMatchPeft) {
   fs::remove_all(out);
 }
 
-INSTANTIATE_TEST_SUITE_P(Peft, AdapterCase, ::testing::Values("qwen2-untied-bf16-all", "stories260K-qv-rslora"));
+INSTANTIATE_TEST_SUITE_P(Peft, AdapterCase, ::testing::Values("qwen2-untied-bf16-all", "stories260K-qv-rslora",
+                                                                    "qwen3-gqa-tied-f32-all", "qwen3-untied-bf16-all",
+                                                                    "llama31-rope-f32-all"));
 
 TEST(AdapterErrors, RefusedByName) {
   auto be = make_backend("cpu");

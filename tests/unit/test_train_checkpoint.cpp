@@ -3,6 +3,9 @@
 // save_total_limit pruning.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstring>
+
 #include <nlohmann/json.hpp>
 
 #include "formats/safetensors.h"
@@ -165,3 +168,47 @@ TEST(TrainCheckpoint, AdapterMatchesPeftLayout) {
   EXPECT_EQ(cfg["base_model_name_or_path"], kModel.string());
   fs::remove_all(out);
 }
+
+// The adapters PEFT itself wrote for the issue-13 architectures (tests/fixtures/adapter, PEFT
+// 0.17.1, make_adapter_fixtures.py RECENT_CASES) and the stories/qwen2 ones (PEFT 0.13.2): read
+// and written back by lorafit's adapter writer, they give PEFT's tensor names, shapes, dtypes
+// and bytes, and the same LoRA settings. (PEFT loading lorafit's own trained adapters is
+// tools/golden/check_peft_recent.sh, by hand: CI has no Python.)
+class PeftRoundTrip : public ::testing::TestWithParam<std::string> {};
+TEST_P(PeftRoundTrip, WriterGivesPeftsFile) {
+  auto be = make_backend("cpu");
+  const fs::path adir = fs::path(LORAFIT_FIXTURES) / "adapter" / GetParam();
+  const auto base_rel = nlohmann::json::parse(read_file(adir / "adapter_config.json"))["base_model_name_or_path"];
+  const fs::path base = adir / base_rel.get<std::string>();
+  const Model m(*be, base);
+  LoraParams a(*be, load_peft_adapter_config(adir), m.config());
+  load_peft_adapter_weights(adir, a);
+  const fs::path out = fs::temp_directory_path() / ("lorafit_test_peft_rt_" + GetParam());
+  fs::remove_all(out);
+  save_adapter_folder(out, a, {base.string(), base, {}, {}, {}});
+  const SafetensorsFile peft(adir / "adapter_model.safetensors");
+  const SafetensorsFile ours(out / "adapter_model.safetensors");
+  ASSERT_EQ(ours.tensors().size(), peft.tensors().size());
+  for (const TensorInfo& t : peft.tensors()) {
+    const TensorInfo* o = ours.find(t.name);
+    ASSERT_TRUE(o) << t.name;
+    EXPECT_EQ(o->dtype, t.dtype) << t.name;
+    EXPECT_EQ(o->shape, t.shape) << t.name;
+    ASSERT_EQ(o->nbytes, t.nbytes) << t.name;
+    EXPECT_EQ(std::memcmp(o->data, t.data, t.nbytes), 0) << t.name;
+  }
+  const auto pc = nlohmann::json::parse(read_file(adir / "adapter_config.json"));
+  const auto oc = nlohmann::json::parse(read_file(out / "adapter_config.json"));
+  // target_modules: the tensor names above say which modules (PEFT 0.17 lists module paths there).
+  for (const char* k : {"r", "lora_alpha", "use_rslora", "use_dora", "peft_type", "task_type", "bias", "fan_in_fan_out"})
+    EXPECT_EQ(oc.at(k), pc.at(k)) << k;
+  fs::remove_all(out);
+}
+INSTANTIATE_TEST_SUITE_P(Fixtures, PeftRoundTrip,
+                         ::testing::Values("qwen3-gqa-tied-f32-all", "qwen3-untied-bf16-all", "llama31-rope-f32-all",
+                                           "qwen2-untied-bf16-all", "stories260K-qv-rslora"),
+                         [](const auto& p) {
+                           std::string n = p.param;
+                           for (char& ch : n) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           return n;
+                         });

@@ -13,9 +13,11 @@ tests/fixtures/adapter/<name>.logits.safetensors:
   base_logits F32 (1, T, V) the base model alone (so a test can see the adapter matters)
 
 Regenerate (repository root): /opt/gv/bin/python tools/golden/make_adapter_fixtures.py
+(the issue-13 cases: see RECENT_CASES)
 """
 import json
 import os
+import sys
 
 import torch
 from peft import LoraConfig, get_peft_model
@@ -34,11 +36,25 @@ CASES = {
                               dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], use_rslora=True), 13,
                               12),
 }
+# Issue-13 architectures (Qwen3 q_norm/k_norm, llama3 RoPE): transformers 4.57.6 + PEFT 0.17.1,
+# tools/golden/requirements-models.txt. Written only when named on the command line:
+#   /opt/models-venv/bin/python tools/golden/make_adapter_fixtures.py qwen3-gqa-tied-f32-all \
+#       qwen3-untied-bf16-all llama31-rope-f32-all
+RECENT_CASES = {
+    "qwen3-gqa-tied-f32-all": (os.path.join(FIX, "models", "qwen3-gqa-tied-f32"),
+                               dict(r=4, lora_alpha=8, target_modules="all-linear"), 12, 21),
+    "qwen3-untied-bf16-all": (os.path.join(FIX, "models", "qwen3-untied-bf16"),
+                              dict(r=4, lora_alpha=16, target_modules="all-linear", use_rslora=True), 10, 22),
+    "llama31-rope-f32-all": (os.path.join(FIX, "models", "llama31-rope-f32"),
+                             dict(r=4, lora_alpha=8, target_modules="all-linear"), 14, 23),
+}
 
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for name, (base, kw, T, seed) in CASES.items():
+    names = sys.argv[1:] or list(CASES)
+    for name in names:
+        base, kw, T, seed = CASES[name] if name in CASES else RECENT_CASES[name]
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_pretrained(base, torch_dtype=torch.float32, attn_implementation="eager")
         model.eval()
