@@ -47,6 +47,19 @@ std::optional<double> hparam(const json& c, const char* key) {
   return it->get<double>();
 }
 
+// The rope object and theta as transformers 4 (rope_scaling, rope_theta) or 5 (rope_parameters
+// holding both) spells them; parse_model_config has already refused the two disagreeing.
+json rope_object(const json& c) {
+  for (const char* k : {"rope_scaling", "rope_parameters"})
+    if (c.contains(k) && c[k].is_object()) return c[k];
+  return json::object();
+}
+std::optional<double> rope_theta(const json& c) {
+  if (auto v = hparam(c, "rope_theta")) return v;
+  return c.contains("rope_parameters") && c["rope_parameters"].is_object() ? hparam(c["rope_parameters"], "rope_theta")
+                                                                           : std::nullopt;
+}
+
 // TextModel.set_gguf_parameters (+ LlamaModel's vocab_size and rope dimension count).
 void add_hparams(GgufMetadata& kv, const GgufArch& a, const json& c, const ModelConfig& cfg, GgufOutType out) {
   const std::string p = a.name + ".";
@@ -56,7 +69,7 @@ void add_hparams(GgufMetadata& kv, const GgufArch& a, const json& c, const Model
   if (auto v = hparam(c, "intermediate_size")) kv.set_u32(p + "feed_forward_length", static_cast<uint32_t>(*v));
   if (auto v = hparam(c, "num_attention_heads")) kv.set_u32(p + "attention.head_count", static_cast<uint32_t>(*v));
   if (auto v = hparam(c, "num_key_value_heads")) kv.set_u32(p + "attention.head_count_kv", static_cast<uint32_t>(*v));
-  const json rope = c.contains("rope_scaling") && c["rope_scaling"].is_object() ? c["rope_scaling"] : json::object();
+  const json rope = rope_object(c);
   std::string rope_type = rope.value("rope_type", rope.value("type", ""));
   if (rope_type == "linear" && rope.contains("factor")) {
     kv.set_string(p + "rope.scaling.type", "linear");
@@ -73,7 +86,7 @@ void add_hparams(GgufMetadata& kv, const GgufArch& a, const json& c, const Model
   } else if (!rope_type.empty() && rope_type != "llama3" && rope_type != "default") {
     throw Error("config.json: rope_scaling type \"{}\" has no GGUF export in lorafit", rope_type);
   }
-  if (auto v = hparam(c, "rope_theta")) kv.set_f32(p + "rope.freq_base", static_cast<float>(*v));
+  if (auto v = rope_theta(c)) kv.set_f32(p + "rope.freq_base", static_cast<float>(*v));
   if (auto v = hparam(c, "rms_norm_eps")) kv.set_f32(p + "attention.layer_norm_rms_epsilon", static_cast<float>(*v));
   if (auto v = hparam(c, "head_dim")) {
     kv.set_u32(p + "attention.key_length", static_cast<uint32_t>(*v));
@@ -88,9 +101,9 @@ void add_hparams(GgufMetadata& kv, const GgufArch& a, const json& c, const Model
 
 // LlamaModel.generate_extra_tensors: rope_freqs for rope_type "llama3" (Llama 3.1+).
 std::vector<float> llama3_rope_factors(const json& c, const ModelConfig& cfg) {
-  const json rope = c.contains("rope_scaling") && c["rope_scaling"].is_object() ? c["rope_scaling"] : json::object();
+  const json rope = rope_object(c);
   if (rope.value("rope_type", rope.value("type", "")) != "llama3") return {};
-  const float base = static_cast<float>(hparam(c, "rope_theta").value_or(10000.0));
+  const float base = static_cast<float>(rope_theta(c).value_or(10000.0));
   const int dim = cfg.head_dim;
   const double factor = rope.value("factor", 8.0), lo = rope.value("low_freq_factor", 1.0),
                hi = rope.value("high_freq_factor", 4.0), old_ctx = rope.value("original_max_position_embeddings", 8192.0);

@@ -8,6 +8,7 @@
 
 #include "formats/json_util.h"
 #include "formats/safetensors.h"
+#include "generate/inference.h"
 #include "lora/lora_adapter.h"
 #include "lora/lora_merge.h"
 #include "util/error.h"
@@ -33,6 +34,17 @@ const char* const kCopiedFiles[] = {"config.json",          "generation_config.j
                                     "vocab.json",           "merges.txt",             "tokenizer.model",
                                     "chat_template.jinja"};
 bool is_tokenizer_file(const std::string& f) { return f != "config.json" && f != "generation_config.json"; }
+
+// A merged folder is a plain Hugging Face folder with no lorafit_base_model.json, so the
+// settings the run trained with (enable_thinking) become the template's own defaults: a
+// renderer that does not pass the variable (transformers, vLLM, lorafit) gets the trained
+// value, one that passes it still wins.
+std::string with_trained_defaults(const std::string& tmpl, const nlohmann::ordered_json& vars) {
+  std::string head;
+  for (const auto& [k, v] : vars.items())  // booleans (trained_template_vars checks); no newline: nothing rendered
+    head += fmt::format("{{%- if {} is not defined %}}{{%- set {} = {} %}}{{%- endif %}}", k, k, v.dump());
+  return head + tmpl;
+}
 
 }  // namespace
 
@@ -150,7 +162,11 @@ int export_merged(const fs::path& model_dir, const fs::path& adapter_dir, const 
     for (const char* f : kCopiedFiles) {
       fs::path src = model_dir / f;
       if (is_tokenizer_file(f) && fs::exists(adapter_dir / f)) src = adapter_dir / f;  // what it was trained with
-      if (fs::exists(src)) write_file_atomic(tmp / f, read_file(src));
+      if (!fs::exists(src)) continue;
+      std::string text = read_file(src);
+      if (std::string(f) == "chat_template.jinja" && src.parent_path() == adapter_dir)
+        text = with_trained_defaults(text, trained_template_vars(adapter_dir));
+      write_file_atomic(tmp / f, text);
     }
     fs::rename(tmp, output, ec);
     if (ec) throw Error("cannot rename {} to {}: {}", tmp.string(), output.string(), ec.message());

@@ -133,4 +133,28 @@ if (trap '' XFSZ; ulimit -f 1024; "$LORAFIT" export --model "$Q" --output "$TMP/
   >/dev/null 2>"$TMP/err"; then fail "export under a 1 MB file limit succeeded"; fi
 grep -q "^lorafit: error: .*m.gguf" "$TMP/err" || fail "write error: $(cat "$TMP/err")"
 [ -z "$(ls "$TMP/full")" ] || fail "partial files left: $(ls "$TMP/full")"
+# A transformers-5 config.json (rope_theta and the llama3 rope inside rope_parameters, dtype)
+# exports the same bytes as its transformers-4 spelling (rope.freq_base and rope_freqs).
+for v in 4 5; do
+  mkdir -p "$TMP/rope$v"  # the same folder name: it is general.name
+  cp -r "$TMP/models/llama-spm" "$TMP/rope$v/"
+  python3 - "$TMP/rope$v/llama-spm/config.json" $v <<'PY'
+import json, sys
+path, v = sys.argv[1], sys.argv[2]
+c = json.load(open(path))
+rope = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64}
+del c["rope_scaling"], c["rope_theta"]
+if v == "4":
+    c.update(rope_theta=500000.0, rope_scaling=rope)
+else:
+    c["rope_parameters"] = dict(rope, rope_theta=500000.0)
+    c["dtype"] = c.pop("torch_dtype")
+json.dump(c, open(path, "w"), indent=2)
+PY
+  "$LORAFIT" export --model "$TMP/rope$v/llama-spm" --outtype f32 --output "$TMP/rope$v.gguf" --modelfile false >/dev/null ||
+    fail "export rope$v"
+done
+cmp -s "$TMP/rope4.gguf" "$TMP/rope5.gguf" || fail "transformers-5 config exports differently from its transformers-4 spelling"
+! cmp -s "$TMP/rope4.gguf" "$TMP/out/llama-spm.f32/model.gguf" || fail "the llama3 rope changed nothing in the GGUF"
 echo "export: all checks passed"
