@@ -40,6 +40,19 @@ expect_error 'lorafit: error: tokenize: unknown flag --tokeniser; did you mean -
 expect_error 'lorafit: error: --dashboard_port: 70000 is out of range; use 0..65535' \
   train --model "$MODEL" --dashboard --dashboard_port 70000
 
+# Architectures of the Qwen3 generation that lorafit does not implement: named, with the list.
+for t in qwen3_moe qwen3_5 qwen3_next; do
+  mkdir -p "$W/$t"
+  sed "s/\"model_type\": \"qwen3\"/\"model_type\": \"$t\"/" "$SRC/tests/fixtures/models/qwen3-gqa-tied-f32/config.json" \
+    > "$W/$t/config.json"
+done
+expect_error "lorafit: error: $W/qwen3_moe/config.json: model_type \"qwen3_moe\" is a mixture-of-experts model (Qwen MoE), which lorafit does not support yet; supported model types: qwen2, qwen3, llama, mistral" \
+  generate --model "$W/qwen3_moe" --input_ids 1,2
+expect_error "lorafit: error: $W/qwen3_5/config.json: model_type \"qwen3_5\" is Qwen3.5 (hybrid linear attention: Gated DeltaNet layers between attention layers), which lorafit does not support yet; supported model types: qwen2, qwen3, llama, mistral" \
+  chat --model "$W/qwen3_5"
+expect_error "lorafit: error: $W/qwen3_next/config.json: model_type \"qwen3_next\" is Qwen3-Next (hybrid linear attention with mixture of experts), which lorafit does not support yet; supported model types: qwen2, qwen3, llama, mistral" \
+  train --model "$W/qwen3_next" --data "$W/none.jsonl" --output_dir "$W/run-next"
+
 # kebab-case is an alias of every flag: the same ids as the snake_case spelling.
 a=$("$BIN" generate --model "$MODEL" --input_ids 1,403,407 --max_new_tokens 5 --do_sample false --json)
 b=$("$BIN" generate --model-name-or-path "$MODEL" --input-ids 1,403,407 --max-new-tokens 5 --do-sample false --json)

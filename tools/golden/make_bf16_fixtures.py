@@ -40,6 +40,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIX = os.path.join(ROOT, "tests", "fixtures")
 OUT = os.path.join(FIX, "bf16")
 BF16_MODELS = ["qwen2-untied-bf16", "llama-tied-bf16", "llama-headdim-bf16"]
+# Issue 13 (Qwen3 q_norm/k_norm under autocast): forward only, transformers 4.57.6 + PEFT 0.17.1
+# (tools/golden/requirements-models.txt):
+#   OMP_NUM_THREADS=2 /opt/models-venv/bin/python tools/golden/make_bf16_fixtures.py recent
+RECENT_BF16_MODELS = ["qwen3-untied-bf16"]
 FORWARD_B, FORWARD_T = 2, 24
 GREEDY_NEW = 16
 
@@ -61,7 +65,8 @@ def residuals(model, ids, autocast):
         lambda mod, inp, out: got.__setitem__("residual.0", out.detach().clone()))]
     for i, layer in enumerate(model.model.layers):
         hooks.append(layer.register_forward_hook(
-            lambda mod, inp, out, i=i: got.__setitem__(f"residual.{i + 1}", out[0].detach().clone())))
+            lambda mod, inp, out, i=i: got.__setitem__(  # transformers 4.57 returns the tensor itself
+                f"residual.{i + 1}", (out[0] if isinstance(out, tuple) else out).detach().clone())))
     hooks.append(model.model.norm.register_forward_hook(
         lambda mod, inp, out: got.__setitem__("hidden", out.detach().clone())))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
@@ -75,7 +80,7 @@ def residuals(model, ids, autocast):
 def forward_case(name):
     model_dir = os.path.join(FIX, "models", name)
     vocab = load(model_dir, torch.bfloat16).config.vocab_size
-    gen = torch.Generator().manual_seed(500 + BF16_MODELS.index(name))
+    gen = torch.Generator().manual_seed(500 + (BF16_MODELS + RECENT_BF16_MODELS).index(name))
     ids = torch.randint(3, vocab, (FORWARD_B, FORWARD_T), generator=gen)
     b = residuals(load(model_dir, torch.bfloat16), ids, autocast=True)
     f = residuals(load(model_dir, torch.float32), ids, autocast=False)
@@ -181,6 +186,10 @@ def main():
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["recent"]:
+        for name in RECENT_BF16_MODELS:
+            forward_case(name)
+        return
     for name in BF16_MODELS:
         forward_case(name)
     greedy = [greedy_case(name) for name in BF16_MODELS]
