@@ -7,10 +7,14 @@ one optimizer step per iteration (forward, loss, backward, clip 1.0, AdamW), gra
 checkpointing on or off, torch threads 2. One configuration per process so that the peak
 RSS (getrusage ru_maxrss) belongs to it.
 
-    /opt/gv/bin/python bench/train_baseline.py --checkpointing 1 --T 128 [--reps 2]
+    /opt/gv/bin/python bench/train_baseline.py --checkpointing 1 --T 128 [--reps 2] [--bf16 1]
         [--dir /tmp/lorafit-bench-qwen2.5-0.5b]
 
-Prints: `peft ckpt=<0|1> T=<T>: <s> s/step, <tok/s> tokens/s, peak RSS <MiB> MiB`.
+--bf16 1 is torch's bf16 path instead, as Trainer(bf16=True) runs it on the CPU: the bf16 weights
+kept in bf16, the LoRA weights fp32 (PEFT's autocast_adapter_dtype), the forward under
+torch.autocast("cpu", torch.bfloat16).
+
+Prints: `peft <fp32|bf16> ckpt=<0|1> T=<T>: <s> s/step, <tok/s> tokens/s, peak RSS <MiB> MiB`.
 """
 import argparse
 import os
@@ -32,10 +36,12 @@ def main():
     ap.add_argument("--T", type=int, default=384)
     ap.add_argument("--checkpointing", type=int, default=1)
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--bf16", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(2)
     make_model(a.dir)
-    model = transformers.AutoModelForCausalLM.from_pretrained(a.dir, torch_dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        a.dir, torch_dtype=torch.bfloat16 if a.bf16 else torch.float32)
     if a.checkpointing:
         # What Trainer(gradient_checkpointing=True) does for a PEFT model.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -50,7 +56,8 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(a.bf16)):
+            loss = model(input_ids=ids, labels=ids, use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -62,7 +69,7 @@ def main():
         step()
     dt = (time.perf_counter() - t0) / a.reps
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(f"peft ckpt={a.checkpointing} T={a.T}: {dt:.2f} s/step, {2 * a.T / dt:.1f} tokens/s, "
+    print(f"peft {'bf16' if a.bf16 else 'fp32'} ckpt={a.checkpointing} T={a.T}: {dt:.2f} s/step, {2 * a.T / dt:.1f} tokens/s, "
           f"peak RSS {rss:.0f} MiB (transformers {transformers.__version__}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()})")
 

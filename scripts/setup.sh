@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libpcre2-dev libutf8proc-dev
-      libopenblas-openmp-dev libcpp-httplib-dev libfmt-dev libgtest-dev libbenchmark-dev
+      libdnnl-dev libhwy-dev libcpp-httplib-dev libfmt-dev libgtest-dev libbenchmark-dev
+      libopenblas-openmp-dev  # only for bench/bench_backend_gemm's library comparison
       libedit-dev  # chat line editing and history (BSD licence, unlike GNU readline's GPL)
       chromium     # the dashboard's headless browser test (tests/browser/)
       tmux         # the chat line-editing test drives a real terminal (tests/cli/chat_tty.sh)

@@ -12,6 +12,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "formats/rope.h"
@@ -55,6 +56,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
   virtual Device device() const = 0;
+  // One line naming the kernel families this backend runs on this machine (logged at start-up).
+  virtual std::string kernel_info() const { return std::string(name()); }
   // Whether `op` runs here with activations of `act` and weights of `weight` dtype.
   virtual bool supports(Op op, DType act, DType weight) const = 0;
 

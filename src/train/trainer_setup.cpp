@@ -133,6 +133,7 @@ void check_memory(Run& r) {
 void load_model(Run& r) {
   const TrainSettings& s = r.s;
   r.be = make_backend(s.device);
+  r.con.line(r.be->kernel_info());
   r.model = std::make_unique<Model>(*r.be, s.model_name_or_path, r.act);
   r.con.line(fmt::format("precision: {}", r.act == DType::BF16
                                               ? "bf16 mixed precision (bf16 activations and GEMMs, fp32 LoRA masters, "

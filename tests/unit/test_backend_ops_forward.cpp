@@ -187,6 +187,7 @@ TEST_P(ForwardOps, Matmul16BitWeights) {
 TEST_P(ForwardOps, Matmul16BitWeightsSeveralBlocks) {
   if (!supported(Op::Matmul, DType::BF16)) GTEST_SKIP() << GetParam() << ": op not supported with F32 activations";
   check_matmul(be(), 3, 1103, 1001, false, true, DType::BF16, 1.f, 0.f, 70);   // linear layer: W (O,I)
+  check_matmul(be(), 5, 1103, 1001, false, true, DType::BF16, 1.f, 0.f, 73);   // more rows than the CPU matvec takes
   check_matmul(be(), 3, 1001, 1103, false, false, DType::BF16, 1.f, 0.f, 71);  // b (K,N): K split
   check_matmul(be(), 3, 1001, 1103, true, false, DType::BF16, 0.5f, 1.f, 72);
 }

@@ -1,15 +1,15 @@
 // CPU backend: backward ops, the fused lm-head + cross-entropy pair, and the optimizer ops.
 // Each op checks its views and forwards to a kernel in kernels_backward.h (or, for the big
 // GEMMs of the lm-head, to BLAS). Letters as in backend.h; VC = vocabulary chunk.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "backend/cpu/backend_bf16.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/gemm.h"
 #include "backend/cpu/kernels_backward.h"
+#include "backend/cpu/simd.h"
 
 namespace lorafit {
 
@@ -36,18 +36,23 @@ void with_weight(const Tensor& w, const char* op, F&& f) {
 // Rows [v0, v1) of w (V,C) as fp32 into dst (v1 − v0, C).
 void weight_rows_f32(float* dst, const Tensor& w, int64_t v0, int64_t v1) {
   const int64_t C = w.dim(1);
-  with_weight(w, "lmhead", [&](auto* p) {
+  LF_CHECK(w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16,
+           "lmhead: weight dtype {} unsupported", dtype_name(w.dtype));
 #pragma omp parallel for schedule(static)
-    for (int64_t r = v0; r < v1; ++r)
-      for (int64_t c = 0; c < C; ++c) dst[(r - v0) * C + c] = cpu::load_weight(p, r * C + c);
-  });
+  for (int64_t r = v0; r < v1; ++r) {
+    float* d = dst + (r - v0) * C;  // (C)
+    if (w.dtype == DType::F32)
+      std::copy(w.as<const float>() + r * C, w.as<const float>() + (r + 1) * C, d);
+    else if (w.dtype == DType::BF16)
+      cpu::convert_bf16_to_f32(d, static_cast<const uint16_t*>(w.data) + r * C, C);
+    else
+      cpu::convert_f16_to_f32(d, static_cast<const uint16_t*>(w.data) + r * C, C);
+  }
 }
 
 // logits (N, VC) = x (N,C) · wc (VC,C)ᵀ
 void chunk_logits(float* logits, const float* x, const float* wc, int64_t N, int64_t C, int64_t VC) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(N), static_cast<int>(VC),
-              static_cast<int>(C), 1.f, x, static_cast<int>(C), wc, static_cast<int>(C), 0.f, logits,
-              static_cast<int>(VC));
+  cpu::sgemm(false, true, N, VC, C, 1.f, x, C, wc, C, 0.f, logits, VC);
 }
 
 // Query rows per tile of the blocked fp32 attention backward (as in backend_forward.cpp).
@@ -66,7 +71,7 @@ void attention_backward_f32(float* dq, float* dk, float* dv, const float* dout, 
                             int64_t Tn, int64_t H, int64_t Hkv, int64_t D) {
   const int64_t g = H / Hkv;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  const int ldq = static_cast<int>(H * D), ldk = static_cast<int>(Hkv * D), iD = static_cast<int>(D);
+  const int64_t ldq = H * D, ldk = Hkv * D;
 #pragma omp parallel
   {
     const size_t tile = static_cast<size_t>(std::min(kAttnTile, Tn) * Tn);
@@ -91,10 +96,8 @@ void attention_backward_f32(float* dq, float* dk, float* dv, const float* dout, 
             const float* qt = q + off;     // (nt, D) at row stride H·D
             const float* ot = out + off;   // (nt, D)
             const float* gt = dout + off;  // (nt, D)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nt), static_cast<int>(ns), iD,
-                        scale, qt, ldq, kb, ldk, 0.f, p.data(), static_cast<int>(ns));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nt), static_cast<int>(ns), iD,
-                        1.f, gt, ldq, vb, ldk, 0.f, ds.data(), static_cast<int>(ns));
+            cpu::sgemm(false, true, nt, ns, D, scale, qt, ldq, kb, ldk, 0.f, p.data(), ns);
+            cpu::sgemm(false, true, nt, ns, D, 1.f, gt, ldq, vb, ldk, 0.f, ds.data(), ns);
             for (int64_t i = 0; i < nt; ++i) {
               const int64_t t = t0 + i;
               float* pr = p.data() + i * ns;   // (ns)
@@ -108,12 +111,9 @@ void attention_backward_f32(float* dq, float* dk, float* dv, const float* dout, 
                 dsr[s] = pr[s] * (dsr[s] - delta) * scale;
               }
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nt), iD, static_cast<int>(ns),
-                        1.f, ds.data(), static_cast<int>(ns), kb, ldk, 0.f, dq + off, ldq);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(ns), iD, static_cast<int>(nt), 1.f,
-                        ds.data(), static_cast<int>(ns), qt, ldq, 1.f, dkb, ldk);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(ns), iD, static_cast<int>(nt), 1.f,
-                        p.data(), static_cast<int>(ns), gt, ldq, 1.f, dvb, ldk);
+            cpu::sgemm(false, false, nt, D, ns, 1.f, ds.data(), ns, kb, ldk, 0.f, dq + off, ldq);
+            cpu::sgemm(true, false, ns, D, nt, 1.f, ds.data(), ns, qt, ldq, 1.f, dkb, ldk);
+            cpu::sgemm(true, false, ns, D, nt, 1.f, p.data(), ns, gt, ldq, 1.f, dvb, ldk);
           }
         }
       }
@@ -196,8 +196,8 @@ void CpuBackend::swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor g
   for (const Tensor* t : {&dgate, &dup, &dout, &gate, &up}) check_f32(*t, op, "tensor");
   const int64_t n = gate.numel();
   LF_CHECK(dgate.numel() == n && dup.numel() == n && dout.numel() == n && up.numel() == n);
-  cpu::swiglu_backward_kernel(dgate.as<float>(), dup.as<float>(), dout.as<const float>(),
-                              gate.as<const float>(), up.as<const float>(), n);
+  cpu::swiglu_backward_f32(dgate.as<float>(), dup.as<float>(), dout.as<const float>(), gate.as<const float>(),
+                           up.as<const float>(), n);
 }
 
 // Online log-sum-exp over vocabulary chunks: per row, the running max m and Σ exp(z − m)
@@ -231,8 +231,7 @@ void CpuBackend::lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, 
       // exp in float (≤ 2 ulp, its argument z − m exact or 1 rounding), summed in double: the
       // relative error of the sum stays a few eps32, far inside the lse bound of the tests.
       const float mf = static_cast<float>(m);  // m is a logit, so exact in float
-      double s = 0;
-      for (int64_t j = 0; j < nc; ++j) s += std::exp(z[j] - mf);
+      double s = cpu::sum_exp_f32(z, nc, mf);
       s += sum[n] * std::exp(mx[n] - m);
       mx[n] = m;
       sum[n] = s;
@@ -298,12 +297,10 @@ void CpuBackend::lmhead_ce_backward(Tensor dx, Tensor dloss, Tensor x, Tensor w,
     for (int64_t i = 0; i < Na; ++i) {
       const int64_t n = rows[i];
       float* z = logits.data() + i * nc;  // (nc)
-      for (int64_t j = 0; j < nc; ++j) z[j] = dl[n] * std::exp(z[j] - ls[n]);
+      cpu::exp_shift_scale_f32(z, nc, ls[n], dl[n]);
       if (tg[n] >= v0 && tg[n] < v1) z[tg[n] - v0] -= dl[n];
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(Na), static_cast<int>(C),
-                static_cast<int>(nc), 1.f, logits.data(), static_cast<int>(nc), wc.data(),
-                static_cast<int>(C), v0 == 0 ? 0.f : 1.f, dxs, static_cast<int>(C));
+    cpu::sgemm(false, false, Na, C, nc, 1.f, logits.data(), nc, wc.data(), C, v0 == 0 ? 0.f : 1.f, dxs, C);
   }
   if (!dense)
     for (int64_t i = 0; i < Na; ++i) std::copy(dxa.data() + i * C, dxa.data() + (i + 1) * C, dxp + rows[i] * C);
@@ -313,18 +310,24 @@ void CpuBackend::adamw(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams
   for (const Tensor* t : {&p, &g, &m, &v}) check_f32(*t, "adamw", "tensor");
   const int64_t n = p.numel();
   LF_CHECK(g.numel() == n && m.numel() == n && v.numel() == n && hp.step >= 1);
-  cpu::adamw_kernel(p.as<float>(), g.as<const float>(), m.as<float>(), v.as<float>(), n, hp.lr,
-                    hp.beta1, hp.beta2, hp.eps, hp.weight_decay, hp.step);
+  // The scalars exactly as cpu::adamw_kernel derives them (double, rounded to float once).
+  const double bc1 = 1.0 - std::pow(hp.beta1, static_cast<double>(hp.step));
+  const double bc2 = 1.0 - std::pow(hp.beta2, static_cast<double>(hp.step));
+  cpu::AdamWScalars sc{};
+  sc.step_size = static_cast<float>(hp.lr / bc1);
+  sc.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  sc.decay = static_cast<float>(1.0 - hp.lr * hp.weight_decay);
+  sc.w1 = static_cast<float>(1.0 - hp.beta1);
+  sc.b2 = static_cast<float>(hp.beta2);
+  sc.w2 = static_cast<float>(1.0 - hp.beta2);
+  sc.eps = static_cast<float>(hp.eps);
+  sc.decay_on = hp.weight_decay != 0.0;
+  cpu::adamw_f32(p.as<float>(), g.as<const float>(), m.as<float>(), v.as<float>(), n, sc);
 }
 
 double CpuBackend::sum_squares(Tensor x) {
   check_f32(x, "sum_squares", "x");
-  const float* p = x.as<const float>();
-  const int64_t n = x.numel();
-  double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(p[i]) * static_cast<double>(p[i]);
-  return s;
+  return cpu::sum_squares_f32(x.as<const float>(), x.numel());
 }
 
 }  // namespace lorafit

@@ -150,23 +150,10 @@ void rmsnorm_forward(CpuBackend& be, Tensor out, Tensor rstd, Tensor x, Tensor w
       o[n * C + c] = f32_to_bf16(wf[static_cast<size_t>(c)] * r16(h[static_cast<size_t>(n * C + c)]));
 }
 
-void matmul(CpuBackend& be, Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha, float beta) {
-  const Wide aw = wide(a);
-  // A bf16 GEMM uses b at bf16 precision: an F32/F16 b (a LoRA master) is rounded first.
-  std::vector<uint16_t> b16;
-  Tensor bq = b;
-  if (a.dtype == DType::BF16 && b.dtype != DType::BF16) {
-    b16.resize(static_cast<size_t>(b.numel()));
-    bq.data = b16.data();
-    bq.dtype = DType::BF16;
-    convert(bq, b);
-  }
-  if (out.dtype == DType::F32) {
-    be.matmul(out, aw.t, trans_a, bq, trans_b, alpha, beta);
-    return;
-  }
+void matmul_f32_rounded(CpuBackend& be, Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha,
+                        float beta) {
   Wide o = wide(out, beta != 0.f);
-  be.matmul(o.t, aw.t, trans_a, bq, trans_b, alpha, beta);
+  be.matmul(o.t, a, trans_a, b, trans_b, alpha, beta);
   narrow(out, o.t);
 }
 
@@ -281,7 +268,7 @@ void lmhead_ce_forward(CpuBackend& be, Tensor loss, Tensor lse, Tensor x, Tensor
   std::vector<float> zt(static_cast<size_t>(N), 0.f);  // (N) the target's (rounded) logit
   for (int64_t v0 = 0; v0 < V; v0 += VC) {
     const int64_t v1 = std::min(V, v0 + VC), nc = v1 - v0;
-    matmul(be, Tensor(z16.data(), DType::BF16, {N, nc}), x.view({N, C}), false, w.rows(v0, v1), true, 1.f, 0.f);
+    be.matmul(Tensor(z16.data(), DType::BF16, {N, nc}), x.view({N, C}), false, w.rows(v0, v1), true, 1.f, 0.f);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       const uint16_t* z = z16.data() + n * nc;  // (nc)
@@ -322,7 +309,7 @@ void lmhead_ce_backward(CpuBackend& be, Tensor dx, Tensor dloss, Tensor x, Tenso
   for (int64_t v0 = 0; v0 < V; v0 += VC) {
     const int64_t v1 = std::min(V, v0 + VC), nc = v1 - v0;
     const Tensor zt(z16.data(), DType::BF16, {N, nc});
-    matmul(be, zt, x.view({N, C}), false, w.rows(v0, v1), true, 1.f, 0.f);
+    be.matmul(zt, x.view({N, C}), false, w.rows(v0, v1), true, 1.f, 0.f);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       uint16_t* z = z16.data() + n * nc;
@@ -333,7 +320,7 @@ void lmhead_ce_backward(CpuBackend& be, Tensor dx, Tensor dloss, Tensor x, Tenso
         z[j] = f32_to_bf16(d);
       }
     }
-    matmul(be, acc_t, zt, false, w.rows(v0, v1), false, 1.f, v0 == 0 ? 0.f : 1.f);  // dx += dz·w (fp32 sums)
+    be.matmul(acc_t, zt, false, w.rows(v0, v1), false, 1.f, v0 == 0 ? 0.f : 1.f);  // dx += dz·w (fp32 sums)
   }
   convert(dx, acc_t);
 }

@@ -3,7 +3,8 @@
 // their BF16 operands to fp32, run the fp32 op of the same backend and round the outputs
 // once; the ops where torch rounds in between (RMSNorm, RoPE, SwiGLU, attention's P, the
 // lm-head logits) have their own loops here. fp32 runs never reach this file, so they stay
-// bit-identical. A faster kernel (a native bf16 GEMM) replaces a function here one by one.
+// bit-identical. The GEMMs are native bf16 (CpuBackend::matmul → cpu::gemm: bf16 operands, fp32
+// accumulation); a faster kernel replaces a function here one by one.
 #pragma once
 #include <initializer_list>
 
@@ -28,7 +29,10 @@ void convert(Tensor out, Tensor in);
 void check_lmhead_targets(const int32_t* t, int64_t N, int64_t V);
 void embedding_forward(CpuBackend& be, Tensor out, Tensor ids, Tensor table);
 void rmsnorm_forward(CpuBackend& be, Tensor out, Tensor rstd, Tensor x, Tensor w, float eps);
-void matmul(CpuBackend& be, Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha, float beta);
+// An F32 a with a BF16 out: the fp32 GEMM, its result rounded once. (A BF16 a runs the native
+// bf16 GEMM of CpuBackend::matmul: cpu/gemm.h.)
+void matmul_f32_rounded(CpuBackend& be, Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha,
+                        float beta);
 void add_bias(CpuBackend& be, Tensor out, Tensor bias);
 void rope(Tensor x, Tensor pos, const RopeTable& rope, int sign);  // sign −1: the backward
 void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor seg);

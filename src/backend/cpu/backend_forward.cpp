@@ -1,8 +1,8 @@
 // CpuBackend: memory, capabilities and the forward ops. Each op checks dtypes and shapes
-// (a mismatch is our bug: LF_CHECK) and dispatches to kernels_forward.h; matmul uses
-// OpenBLAS sgemm, converting BF16/F16 weights block by block (never a full fp32 copy).
-#include <cblas.h>
-
+// (a mismatch is our bug: LF_CHECK) and dispatches to kernels_forward.h or its vectorized twin
+// in simd.h; matmul goes through gemm() (gemm.h), converting F16 (and, for many rows, BF16)
+// weights block by block (never a full fp32 copy), or through the single-pass matvec for the
+// few rows of a decode step.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -13,7 +13,9 @@
 
 #include "backend/cpu/backend_bf16.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/gemm.h"
 #include "backend/cpu/kernels_forward.h"
+#include "backend/cpu/simd.h"
 
 namespace lorafit {
 
@@ -51,18 +53,33 @@ Mat as_matrix(const Tensor& t) {
   return {cols ? t.numel() / cols : 0, cols};
 }
 
-int blas_int(int64_t v) {
-  LF_CHECK(v >= 0 && v <= INT_MAX, "GEMM dimension {} exceeds the BLAS int range", v);
-  return static_cast<int>(v);
-}
-
-// Converts rows [r0, r1) of a (rows, cols) weight matrix into dst (r1 − r0, cols) fp32.
-void convert_rows(float* dst, const Tensor& w, int64_t r0, int64_t r1, int64_t cols) {
-  const size_t es = dtype_size(w.dtype);
-#pragma omp parallel for
-  for (int64_t r = r0; r < r1; ++r)
-    convert_to_f32(dst + (r - r0) * cols, static_cast<const char*>(w.data) + static_cast<size_t>(r * cols) * es,
-                   w.dtype, static_cast<size_t>(cols));
+// Converts rows [r0, r1) of a (rows, cols) weight matrix into dst (r1 − r0, cols) of type `to`
+// (F32: exact widening; BF16: fp32 and f16 values rounded to nearest even, as torch's autocast
+// rounds an fp32 weight for a bf16 matmul).
+void convert_rows(void* dst, DType to, const Tensor& w, int64_t r0, int64_t r1, int64_t cols) {
+  LF_CHECK(w.dtype != to && (to == DType::F32 || to == DType::BF16), "convert_rows: {} to {}", dtype_name(w.dtype),
+           dtype_name(to));
+#pragma omp parallel
+  {
+    std::vector<float> row;  // (cols) fp32 staging for f16 → bf16
+#pragma omp for
+    for (int64_t r = r0; r < r1; ++r) {
+      const void* src = static_cast<const char*>(w.data) + static_cast<size_t>(r * cols) * dtype_size(w.dtype);
+      float* d32 = static_cast<float*>(dst) + (r - r0) * cols;       // when to == F32
+      uint16_t* d16 = static_cast<uint16_t*>(dst) + (r - r0) * cols;  // when to == BF16
+      if (to == DType::F32 && w.dtype == DType::BF16) {
+        cpu::convert_bf16_to_f32(d32, static_cast<const uint16_t*>(src), cols);
+      } else if (to == DType::F32) {
+        cpu::convert_f16_to_f32(d32, static_cast<const uint16_t*>(src), cols);
+      } else if (w.dtype == DType::F32) {
+        cpu::convert_f32_to_bf16(d16, static_cast<const float*>(src), cols);
+      } else {
+        row.resize(static_cast<size_t>(cols));
+        cpu::convert_f16_to_f32(row.data(), static_cast<const uint16_t*>(src), cols);
+        cpu::convert_f32_to_bf16(d16, row.data(), cols);
+      }
+    }
+  }
 }
 
 // At most 20 MB of fp32 scratch per converted block: a whole decoder weight of a 0.5B-class
@@ -75,32 +92,52 @@ constexpr int64_t kScratchFloats = int64_t{5} << 20;
 // 64 × T floats (96 KB at T = 384), small enough to stay in L2 between its two GEMMs.
 constexpr int64_t kAttnTile = 64;
 
+// The keys query t may attend, when they are one contiguous run s0..t: s0 (0 without segments;
+// the segment's first position when no earlier position shares its value), else −1.
+int64_t allowed_run_start(const int32_t* seg, int64_t t) {
+  if (!seg) return 0;
+  int64_t s0 = t;
+  while (s0 > 0 && seg[s0 - 1] == seg[t]) --s0;
+  for (int64_t s = 0; s < s0; ++s)
+    if (seg[s] == seg[t]) return -1;
+  return s0;
+}
+
 // The fp32 attention, blocked: per (b, h) and tile of queries [t0, t1), the scores against
 // keys [0, t1) are one sgemm (rows of q/k/v read in place at their (B,T,H,D) strides), the
 // masked softmax a row loop (float exp, sums in double), and the output one more sgemm.
 // Same contract and arithmetic order per row as cpu::attention_forward (the reference, which
 // the tests instantiate with double), except that dot products are fp32 sgemm sums.
 // Deterministic: each (b, h) is one task; sgemm inside the parallel region runs on 1 thread.
+// The allowed keys of query t are 0..t without packing segments, and the run of its own sample
+// with them: that softmax runs vectorized (exp_shift_sum_f32, vector exp) from the run's first
+// key, so a packed sample's rows get the same bits as the sample alone in a row (the packing
+// test checks this); a segment split in pieces takes the scalar row loop.
 void attention_forward_f32(float* out, float* lse, const float* q, const float* k, const float* v,
                            const int32_t* seg, int64_t B, int64_t S, int64_t H, int64_t Hkv, int64_t D) {
   const int64_t group = H / Hkv;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  const int ldq = blas_int(H * D), ldk = blas_int(Hkv * D);
+  const int64_t ldq = H * D, ldk = Hkv * D;
 #pragma omp parallel
   {
     std::vector<float> p(static_cast<size_t>(std::min(kAttnTile, S) * S));  // (tile, keys) scores, then weights
+    std::vector<float> kt(static_cast<size_t>(D * S));                        // (D, S) this head's keys, transposed
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < H; ++h) {
         const float* kb = k + (b * S * Hkv + h / group) * D;  // (S, D) at row stride Hkv·D
         const float* vb = v + (b * S * Hkv + h / group) * D;  // (S, D) at row stride Hkv·D
         const int32_t* sb = seg ? seg + b * S : nullptr;       // (S) or null
+        // Q·Kᵀ as Q·(Kᵀ) with Kᵀ stored: oneDNN's result for a score then does not depend on
+        // where its key sits in the call (with a transposed operand it does), so a packed
+        // sample's scores equal the sample's own.
+        for (int64_t s = 0; s < S; ++s)
+          for (int64_t d = 0; d < D; ++d) kt[static_cast<size_t>(d * S + s)] = kb[s * ldk + d];
         for (int64_t t0 = 0; t0 < S; t0 += kAttnTile) {
           const int64_t t1 = std::min(S, t0 + kAttnTile), nt = t1 - t0, ns = t1;  // keys 0 .. t1−1
           const float* qt = q + ((b * S + t0) * H + h) * D;  // (nt, D) at row stride H·D
           float* ot = out + ((b * S + t0) * H + h) * D;      // (nt, D) at row stride H·D
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_int(nt), blas_int(ns), blas_int(D), scale, qt,
-                      ldq, kb, ldk, 0.f, p.data(), blas_int(ns));
+          cpu::sgemm(false, false, nt, ns, D, scale, qt, ldq, kt.data(), S, 0.f, p.data(), ns);
           for (int64_t i = 0; i < nt; ++i) {
             const int64_t t = t0 + i;
             float* pr = p.data() + i * ns;  // (ns) scores of query t
@@ -108,17 +145,23 @@ void attention_forward_f32(float* out, float* lse, const float* q, const float* 
             for (int64_t s = 0; s <= t; ++s)
               if (!sb || sb[s] == sb[t]) mx = std::max(mx, pr[s]);
             double sum = 0.0;  // up to T terms: double
-            for (int64_t s = 0; s < ns; ++s) {
-              const bool allowed = s <= t && (!sb || sb[s] == sb[t]);
-              pr[s] = allowed ? std::exp(pr[s] - mx) : 0.f;
-              sum += pr[s];
+            const int64_t s0 = allowed_run_start(sb, t);
+            if (s0 >= 0) {  // keys s0..t: the vector softmax, from the run's first key on
+              std::fill(pr, pr + s0, 0.f);
+              sum = cpu::exp_shift_sum_f32(pr + s0, t + 1 - s0, mx);
+              std::fill(pr + t + 1, pr + ns, 0.f);
+            } else {
+              for (int64_t s = 0; s < ns; ++s) {
+                const bool allowed = s <= t && sb[s] == sb[t];
+                pr[s] = allowed ? std::exp(pr[s] - mx) : 0.f;
+                sum += pr[s];
+              }
             }
             const float inv = static_cast<float>(1.0 / sum);
             for (int64_t s = 0; s <= t; ++s) pr[s] *= inv;
             if (lse) lse[(b * H + h) * S + t] = static_cast<float>(static_cast<double>(mx) + std::log(sum));
           }
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blas_int(nt), blas_int(D), blas_int(ns), 1.f,
-                      p.data(), blas_int(ns), vb, ldk, 0.f, ot, ldq);
+          cpu::sgemm(false, false, nt, D, ns, 1.f, p.data(), ns, vb, ldk, 0.f, ot, ldq);
         }
       }
     }
@@ -126,6 +169,13 @@ void attention_forward_f32(float* out, float* lse, const float* q, const float* 
 }
 
 }  // namespace
+
+std::string CpuBackend::kernel_info() const {
+  static const std::string info = fmt::format(
+      "cpu kernels: matmul {}; vector loops Highway {}; bf16 dot {}", cpu::gemm_kernel_info(), cpu::simd_target_name(),
+      cpu::cpu_has_bf16_dot() ? "avx512_bf16 (vdpbf16ps)" : "none on this CPU (bf16 widened to fp32, FMA)");
+  return info;
+}
 
 bool CpuBackend::supports(Op op, DType act, DType weight) const {
   // every op exists on the CPU backend, with F32 or BF16 activations; the optimizer's flat
@@ -176,14 +226,28 @@ void CpuBackend::rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, fl
     LF_CHECK(rstd.numel() == N, "rmsnorm rstd {} for N={}", rstd.shape_str(), N);
   }
   float* r = rstd.empty() ? nullptr : rstd.as<float>();
-  with_weight(w, [&](auto* wp) { cpu::rmsnorm_forward(out.as<float>(), r, x.as<float>(), wp, N, C, eps); });
+  // The vectorized row (simd.h) on the weight widened once to fp32 (exact), per row as
+  // cpu::rmsnorm_forward: Σx² in double, r rounded to fp32, out = w·(x·r).
+  std::vector<float> w32(static_cast<size_t>(C));  // (C)
+  with_weight(w, [&](auto* wp) {
+    for (int64_t c = 0; c < C; ++c) w32[static_cast<size_t>(c)] = static_cast<float>(cpu::load_weight(wp, c));
+  });
+  const float* xp = x.as<float>();
+  float* op = out.as<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const float rn = cpu::rmsnorm_row_f32(op + n * C, xp + n * C, w32.data(), C, eps);
+    if (r) r[n] = rn;
+  }
 }
 
 void CpuBackend::matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha,
                         float beta) {
-  if (cpu_bf16::any({&out, &a})) return cpu_bf16::matmul(*this, out, a, trans_a, b, trans_b, alpha, beta);
-  check_f32(out, "matmul out");
-  check_f32(a, "matmul a");
+  LF_CHECK(a.data != nullptr && (a.dtype == DType::F32 || a.dtype == DType::BF16) && a.device == Device::CPU,
+           "matmul a: expected a CPU F32 or BF16 tensor, got {} {}", dtype_name(a.dtype), a.shape_str());
+  LF_CHECK(out.data != nullptr && (out.dtype == DType::F32 || out.dtype == DType::BF16),
+           "matmul out: expected F32 or BF16, got {} {}", dtype_name(out.dtype), out.shape_str());
+  if (a.dtype == DType::F32 && out.dtype == DType::BF16) return cpu_bf16::matmul_f32_rounded(*this, out, a, trans_a, b, trans_b, alpha, beta);
   LF_CHECK(is_weight_dtype(b.dtype) && b.data != nullptr, "matmul b dtype {}", dtype_name(b.dtype));
   const Mat mo = as_matrix(out), ma = as_matrix(a), mb = as_matrix(b);
   const int64_t M = mo.rows, N = mo.cols;
@@ -194,35 +258,50 @@ void CpuBackend::matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool trans
            "matmul: b {} (trans {}) vs a {} (trans {}) and out {}", b.shape_str(), trans_b, a.shape_str(),
            trans_a, out.shape_str());
   if (M == 0 || N == 0) return;
-  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-  const int lda = blas_int(trans_a ? M : K);
-  float* c = out.as<float>();
-  if (b.dtype == DType::F32) {
-    cblas_sgemm(CblasRowMajor, ta, trans_b ? CblasTrans : CblasNoTrans, blas_int(M), blas_int(N), blas_int(K),
-                alpha, a.as<float>(), lda, b.as<float>(), blas_int(trans_b ? K : N), beta, c, blas_int(N));
+  const DType act = a.dtype;  // the GEMM's operand type: b is brought to it
+  // A decode step (a few rows times a weight as Hugging Face stores it, (O, I)): one pass over
+  // the weight in its own dtype, no conversion buffer.
+  const bool few_rows = !trans_a && trans_b && M <= cpu::kMatvecRows && K > 0;
+  if (few_rows && act == DType::F32 && (b.dtype == DType::F32 || b.dtype == DType::BF16)) {
+    cpu::matvec_f32(out.as<float>(), a.as<float>(), b.data, b.dtype == DType::BF16, M, N, K, alpha, beta);
     return;
   }
-  // 16-bit weights: convert blocks of b's rows to fp32 and multiply each block.
-  thread_local std::vector<float> scratch;
+  if (few_rows && act == DType::BF16 && b.dtype == DType::BF16) {
+    cpu::matvec_bf16(out.data, out.dtype == DType::BF16, static_cast<const uint16_t*>(a.data),
+                     static_cast<const uint16_t*>(b.data), M, N, K, alpha, beta);
+    return;
+  }
+  const int64_t lda = trans_a ? M : K;
+  const size_t as = dtype_size(act), cs = dtype_size(out.dtype);
+  char* c = static_cast<char*>(out.data);
+  if (b.dtype == act) {  // weights used in place
+    cpu::gemm(act, out.dtype, trans_a, trans_b, M, N, K, alpha, a.data, lda, b.data, trans_b ? K : N, beta, c, N);
+    return;
+  }
+  // Other weight dtypes: convert blocks of b's rows to the operand type and multiply each block.
+  thread_local std::vector<char> scratch;
   if (trans_b) {  // b (N,K): a block of rows is a block of output columns
     const int64_t nb = std::clamp<int64_t>(kScratchFloats / std::max<int64_t>(K, 1), 1, N);
-    scratch.resize(static_cast<size_t>(nb * K));
+    scratch.resize(static_cast<size_t>(nb * K) * as);
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
       const int64_t n1 = std::min(N, n0 + nb);
-      convert_rows(scratch.data(), b, n0, n1, K);
-      cblas_sgemm(CblasRowMajor, ta, CblasTrans, blas_int(M), blas_int(n1 - n0), blas_int(K), alpha, a.as<float>(),
-                  lda, scratch.data(), blas_int(K), beta, c + n0, blas_int(N));
+      convert_rows(scratch.data(), act, b, n0, n1, K);
+      cpu::gemm(act, out.dtype, trans_a, true, M, n1 - n0, K, alpha, a.data, lda, scratch.data(), K, beta,
+                c + static_cast<size_t>(n0) * cs, N);
     }
   } else {  // b (K,N): a block of rows is a slice of the reduction; accumulate the blocks
-    const int64_t kb = std::clamp<int64_t>(kScratchFloats / std::max<int64_t>(N, 1), 1, std::max<int64_t>(K, 1));
-    scratch.resize(static_cast<size_t>(kb * N));
-    if (K == 0) cpu::scale(c, beta, M * N);
+    // A BF16 out is rounded once, so its reduction is not split into blocks.
+    const int64_t kb = out.dtype == DType::BF16
+                           ? std::max<int64_t>(K, 1)
+                           : std::clamp<int64_t>(kScratchFloats / std::max<int64_t>(N, 1), 1, std::max<int64_t>(K, 1));
+    scratch.resize(static_cast<size_t>(kb * N) * as);
+    if (K == 0) cpu::gemm(act, out.dtype, trans_a, false, M, N, 0, alpha, a.data, lda, b.data, N, beta, c, N);
     for (int64_t k0 = 0; k0 < K; k0 += kb) {
       const int64_t k1 = std::min(K, k0 + kb);
-      convert_rows(scratch.data(), b, k0, k1, N);
-      const float* ak = trans_a ? a.as<float>() + k0 * M : a.as<float>() + k0;  // columns/rows k0.. of a
-      cblas_sgemm(CblasRowMajor, ta, CblasNoTrans, blas_int(M), blas_int(N), blas_int(k1 - k0), alpha, ak, lda,
-                  scratch.data(), blas_int(N), k0 == 0 ? beta : 1.f, c, blas_int(N));
+      convert_rows(scratch.data(), act, b, k0, k1, N);
+      const char* ak = static_cast<const char*>(a.data) + static_cast<size_t>(trans_a ? k0 * M : k0) * as;  // columns/rows k0.. of a
+      cpu::gemm(act, out.dtype, trans_a, false, M, N, k1 - k0, alpha, ak, lda, scratch.data(), N,
+                k0 == 0 ? beta : 1.f, c, N);
     }
   }
 }
@@ -280,7 +359,7 @@ void CpuBackend::swiglu_forward(Tensor out, Tensor gate, Tensor up) {
   check_f32(up, "swiglu up");
   LF_CHECK(out.numel() == gate.numel() && up.numel() == gate.numel(), "swiglu: out {} gate {} up {}",
            out.shape_str(), gate.shape_str(), up.shape_str());
-  cpu::swiglu_forward(out.as<float>(), gate.as<float>(), up.as<float>(), out.numel());
+  cpu::swiglu_forward_f32(out.as<float>(), gate.as<float>(), up.as<float>(), out.numel());
 }
 
 void CpuBackend::add(Tensor out, Tensor a, Tensor b) {

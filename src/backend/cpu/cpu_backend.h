@@ -1,7 +1,9 @@
 // The CPU backend: the specification every other backend is checked against. Plain loops
-// (double accumulators where a sum is long) plus BLAS for GEMM; computes in fp32, reads
-// F32/BF16/F16 weights; BF16 activations go through backend_bf16.h (rounded where torch rounds). Each op forwards to a templated kernel in cpu/kernels_*.h, which the
-// gradient checks also instantiate with double.
+// (double accumulators where a sum is long) plus oneDNN for GEMM (cpu/gemm.h); computes in
+// fp32, reads F32/BF16/F16 weights; BF16 activations go through backend_bf16.h (rounded where
+// torch rounds). Each op forwards to a templated kernel in cpu/kernels_*.h,
+// which the gradient checks also instantiate with double, or to its vectorized twin in
+// cpu/simd.h (Highway, runtime dispatch), which the simd test checks against the plain loop.
 #pragma once
 #include "backend/backend.h"
 
@@ -12,6 +14,8 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   Device device() const override { return Device::CPU; }
   bool supports(Op op, DType act, DType weight) const override;
+  // "cpu kernels: matmul oneDNN 2.6.3 (max ISA ...): f32 brg:..., bf16 brg:...; vector loops Highway AVX3; bf16 dot ..."
+  std::string kernel_info() const override;
 
   void* alloc(size_t bytes) override;
   void free(void* p) override;
