@@ -13,16 +13,20 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
 #include "cli/train_common.h"
+#include "eval/text_metrics.h"
 #include "generate/inference.h"
+#include "tokenizer/jieba.h"
 #include "train/demo_model.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/sysinfo.h"
 
 namespace lorafit::cli {
@@ -103,12 +107,13 @@ TrainResult part1_recipe(const fs::path& data, const fs::path& model_dir, const 
 
 const char* kStoriesOpening = "Once upon a time, there was a little";
 const char* kHeldOutPrompt = "Tom went to the park. He saw a little dragon named";
+constexpr int kStoriesHeldOut = 4;  // the first 4 stories are the held-out loss set
 
 TrainResult part2_stories(const fs::path& data, const fs::path& out) {
   const std::vector<std::string> a = {
       "--model_name_or_path", (data / "stories260K").string(), "--data", (data / "demo/zuzu_stories.jsonl").string(),
       "--output_dir", out.string(), "--overwrite_output_dir", "true", "--dataset_format", "text",
-      "--eval_range", "0:4", "--lora_target", "all-linear", "--lora_r", "8", "--lora_alpha", "16",
+      "--eval_range", "0:" + std::to_string(kStoriesHeldOut), "--lora_target", "all-linear", "--lora_r", "8", "--lora_alpha", "16",
       "--learning_rate", "5e-3", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
       "--num_train_epochs", "4", "--logging_steps", "1", "--save_steps", "1000", "--num_samples", "0"};
   TrainHooks hooks;
@@ -121,17 +126,58 @@ TrainResult part2_stories(const fs::path& data, const fs::path& out) {
 
 struct Continuation {
   std::string label, prompt, before, after;
+  std::string reference;  // what the trained data says after the prompt; empty when held out
 };
 
+// What every trained story says after kStoriesOpening: the longest common prefix of their
+// continuations (the stories from index `first_trained` on; the ones before it are held out).
+std::string trained_continuation(const fs::path& stories_jsonl, size_t first_trained) {
+  const std::string text = read_file(stories_jsonl);
+  std::optional<std::string> common;
+  size_t line_no = 0, start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.empty() || line_no++ < first_trained) continue;
+    std::string story = nlohmann::json::parse(line).at("text").get<std::string>();
+    if (!story.starts_with(kStoriesOpening)) continue;
+    story = story.substr(std::strlen(kStoriesOpening));
+    if (!common) {
+      common = story;
+      continue;
+    }
+    size_t n = 0;
+    while (n < common->size() && n < story.size() && (*common)[n] == story[n]) ++n;
+    common->resize(n);
+  }
+  return common.value_or("");
+}
+
+// ROUGE-L F1 ×100 as `lorafit eval --task qa` scores an answer (LLaMA-Factory's metric).
+double rouge_l(const std::string& prediction, const std::string& reference) {
+  return eval::qa_scores(prediction, reference, tok::Jieba::builtin()).rougel;
+}
+
+// The mean ROUGE-L of part 1's sample answers against their references.
+double mean_rouge_l(const std::vector<SampleAnswer>& answers, const std::vector<SampleAnswer>& refs) {
+  if (answers.empty()) return -1;
+  double sum = 0;
+  for (size_t i = 0; i < answers.size() && i < refs.size(); ++i) sum += rouge_l(answers[i].answer, refs[i].reference);
+  return sum / static_cast<double>(answers.size());
+}
+
 // Greedy continuations of the two prompts by the base model and with the trained adapter.
-std::vector<Continuation> continuations(const fs::path& model, const fs::path& adapter) {
+std::vector<Continuation> continuations(const fs::path& model, const fs::path& adapter,
+                                        const std::string& trained_reference) {
   InferenceOptions o;
   o.model = model.string();
   o.adapters = {adapter.string()};
   o.raw = true;
   Inference inf(o);
-  std::vector<Continuation> got = {{"the stories' opening (trained)", kStoriesOpening, "", ""},
-                                   {"a sentence no trained story has (held out)", kHeldOutPrompt, "", ""}};
+  std::vector<Continuation> got = {{"the stories' opening (trained)", kStoriesOpening, "", "", trained_reference},
+                                   {"a sentence no trained story has (held out)", kHeldOutPrompt, "", "", ""}};
   for (Continuation& c : got) {
     const std::vector<int32_t> prompt = inf.encode_prompt(c.prompt, std::nullopt);
     GenerateSettings gs;
@@ -150,19 +196,24 @@ std::vector<Continuation> continuations(const fs::path& model, const fs::path& a
 void write_continuations(const fs::path& file, const std::vector<Continuation>& cs) {
   nlohmann::ordered_json j = nlohmann::ordered_json::array();
   for (const Continuation& c : cs)
-    j.push_back({{"label", c.label}, {"prompt", c.prompt}, {"before", c.before}, {"after", c.after}});
+    j.push_back({{"label", c.label}, {"prompt", c.prompt}, {"before", c.before}, {"after", c.after},
+                 {"reference", c.reference}});
   write_file_atomic(file, j.dump(2) + "\n");
 }
 
 std::string loss_cell(double v) { return v >= 0 ? fmt::format("{:.4f}", v) : "-"; }
+std::string score_cell(double v) { return v >= 0 ? fmt::format("{:.1f}", v) : "-"; }
 
 void print_summary(const TrainResult& r1, const TrainResult& r2, const std::vector<Continuation>& cs,
                    const fs::path& runs, const fs::path& model_dir, const fs::path& data) {
   std::printf("\n=== part 1: the recipe on a RANDOM model (a pipeline check: nothing is learned) ===\n");
   for (size_t i = 0; i < r1.samples_before.size(); ++i) {
     std::printf("Q%zu: %s\n", i + 1, one_line(r1.samples_before[i].question, 120).c_str());
-    std::printf("  before: %s\n", one_line(r1.samples_before[i].answer, 120).c_str());
-    if (i < r1.samples_after.size()) std::printf("  after:  %s\n", one_line(r1.samples_after[i].answer, 120).c_str());
+    const SampleAnswer& q = r1.samples_before[i];
+    std::printf("  before: %s  [ROUGE-L %.1f]\n", one_line(q.answer, 120).c_str(), rouge_l(q.answer, q.reference));
+    if (i < r1.samples_after.size())
+      std::printf("  after:  %s  [ROUGE-L %.1f]\n", one_line(r1.samples_after[i].answer, 120).c_str(),
+                  rouge_l(r1.samples_after[i].answer, q.reference));
     std::printf("  truth:  %s\n", one_line(r1.samples_before[i].reference, 120).c_str());
   }
   std::printf("\n=== part 2: stories260K (a real 260K-parameter TinyStories model) learns a new character ===\n");
@@ -171,8 +222,14 @@ void print_summary(const TrainResult& r1, const TrainResult& r2, const std::vect
               "data set by a tiny model: the same mechanism that adapts a real model to a field.\n");
   for (const Continuation& c : cs) {
     std::printf("\nprompt, %s: \"%s\"\n", c.label.c_str(), c.prompt.c_str());
-    std::printf("  before: %s\n", one_line(c.before, 150).c_str());
-    std::printf("  after:  %s\n", one_line(c.after, 150).c_str());
+    if (c.reference.empty()) {
+      std::printf("  before: %s\n", one_line(c.before, 150).c_str());
+      std::printf("  after:  %s\n", one_line(c.after, 150).c_str());
+    } else {
+      std::printf("  before: %s  [ROUGE-L %.1f]\n", one_line(c.before, 150).c_str(), rouge_l(c.before, c.reference));
+      std::printf("  after:  %s  [ROUGE-L %.1f]\n", one_line(c.after, 150).c_str(), rouge_l(c.after, c.reference));
+      std::printf("  trained text: %s\n", one_line(c.reference, 150).c_str());
+    }
   }
   std::printf("\n=== before -> after ===\n");
   std::printf("%-44s %10s %10s\n", "", "before", "after");
@@ -180,10 +237,18 @@ void print_summary(const TrainResult& r1, const TrainResult& r2, const std::vect
               loss_cell(r1.last_loss).c_str());
   std::printf("%-44s %10s %10s\n", "part 1 held-out loss (3 questions)", loss_cell(r1.eval_loss_before).c_str(),
               loss_cell(r1.eval_loss_after).c_str());
+  std::printf("%-44s %10s %10s\n", "part 1 answers' ROUGE-L vs truth (mean)",
+              score_cell(mean_rouge_l(r1.samples_before, r1.samples_before)).c_str(),
+              score_cell(mean_rouge_l(r1.samples_after, r1.samples_before)).c_str());
   std::printf("%-44s %10s %10s\n", "part 2 training loss (step 1 / last step)", loss_cell(r2.first_loss).c_str(),
               loss_cell(r2.last_loss).c_str());
   std::printf("%-44s %10s %10s\n", "part 2 held-out loss (4 stories)", loss_cell(r2.eval_loss_before).c_str(),
               loss_cell(r2.eval_loss_after).c_str());
+  const Continuation& opening = cs.front();
+  std::printf("%-44s %10s %10s\n", "part 2 opening's ROUGE-L vs trained text", score_cell(rouge_l(opening.before, opening.reference)).c_str(),
+              score_cell(rouge_l(opening.after, opening.reference)).c_str());
+  std::printf("(ROUGE-L: F1 x100 over jieba words, as `lorafit eval --task qa` and LLaMA-Factory score answers;\n"
+              " part 1's small change is the random model repeating a common token such as '，', not law)\n");
   const std::string bin = self_command();
   std::printf("\nruns folder: %s (each run: config.yaml, metrics.jsonl, samples.jsonl, train.log, final/)\n",
               runs.string().c_str());
@@ -221,7 +286,8 @@ void run_demo(std::vector<std::string> args) {
   std::printf("\n");
   const TrainResult r2 = part2_stories(data, runs / "stories");
   exit_if_interrupted(r2);
-  const std::vector<Continuation> cs = continuations(data / "stories260K", r2.final_dir);
+  const std::vector<Continuation> cs = continuations(data / "stories260K", r2.final_dir,
+                                                     trained_continuation(data / "demo/zuzu_stories.jsonl", kStoriesHeldOut));
   write_continuations(runs / "stories/continuations.json", cs);
   print_summary(r1, r2, cs, runs, model_dir, data);
 }

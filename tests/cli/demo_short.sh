@@ -33,6 +33,13 @@ grep -q 'This is memorisation of a tiny' out.txt || fail "part 2 must say what k
 grep -q 'created the demo model' out.txt || fail "first use must create the model"
 grep -q '^Q1: ' out.txt && grep -q '^  before: ' out.txt && grep -q '^  after: ' out.txt || fail "before/after answers"
 grep -Eq '^part 2 held-out loss \(4 stories\) +[0-9.]+ +[0-9.]+$' out.txt || fail "before/after table"
+# The eval scorer's row (ROUGE-L x100 over jieba words): the trained opening's continuation
+# reproduces the trained text after, not before (the character-level check below is independent).
+read -r rb ra < <(sed -nE "s/^part 2 opening's ROUGE-L vs trained text +([0-9.]+) +([0-9.]+)$/\1 \2/p" out.txt)
+[ -n "${ra:-}" ] || fail "no ROUGE-L row in the before/after table"
+python3 -c "import sys; b, a = map(float, sys.argv[1:]); sys.exit(0 if a >= 80 and b <= 60 else 1)" "$rb" "$ra" ||
+  fail "part 2 ROUGE-L before $rb after $ra: expected after >= 80, before <= 60"
+grep -Eq "^part 1 answers' ROUGE-L vs truth \(mean\) +[0-9.]+ +[0-9.]+$" out.txt || fail "part 1 ROUGE-L row"
 [ -f "$R/recipe/final/adapter_model.safetensors" ] && [ -f "$R/stories/final/adapter_model.safetensors" ] ||
   fail "adapters not written"
 grep -q '\*\*\*\*\* train metrics \*\*\*\*\*' out.txt || fail "end-of-run summary"
