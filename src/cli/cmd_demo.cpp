@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/json_util.h"
 #include "cli/command.h"
 #include "cli/train_common.h"
 #include "eval/text_metrics.h"
@@ -141,7 +142,7 @@ std::string trained_continuation(const fs::path& stories_jsonl, size_t first_tra
     const std::string line = text.substr(start, end - start);
     start = end + 1;
     if (line.empty() || line_no++ < first_trained) continue;
-    std::string story = nlohmann::json::parse(line).at("text").get<std::string>();
+    std::string story = parse_json(line, stories_jsonl.string()).value("text", "");
     if (!story.starts_with(kStoriesOpening)) continue;
     story = story.substr(std::strlen(kStoriesOpening));
     if (!common) {

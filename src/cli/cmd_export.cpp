@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "formats/json_util.h"
 #include "cli/command.h"
 #include "export/gguf_export.h"
 #include "export/modelfile.h"
@@ -31,7 +32,11 @@ std::vector<std::string> stop_tokens(const GgufExportResult& r, const fs::path& 
   const fs::path gc = model_dir / "generation_config.json";
   if (fs::exists(gc)) {
     const Tokenizer tok = Tokenizer::load(r.tokenizer_dir);
-    const auto j = nlohmann::json::parse(read_file(gc), nullptr, false);
+    nlohmann::json j;
+    try {
+      j = parse_json(read_file(gc), gc.string());
+    } catch (const std::exception&) {  // generation_config.json was checked when the tokenizer loaded; stops are extra
+    }
     std::vector<int64_t> ids;
     if (j.is_object() && j.contains("eos_token_id")) {
       const auto& e = j["eos_token_id"];

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "formats/json_util.h"
 #include "backend/backend.h"
 #include "export/gguf_arch.h"
 #include "export/gguf_export.h"
@@ -210,7 +211,7 @@ GgufExportResult export_gguf_model(const GgufExportOptions& o) {
   if (!fs::exists(config_file)) throw Error("{}: no config.json; expected a Hugging Face model folder", o.model_dir.string());
   const ModelConfig cfg = load_model_config(config_file);
   const GgufArch arch = gguf_arch_for(cfg, config_file.string());
-  const json c = json::parse(read_file(config_file));
+  const json c = parse_json(read_file(config_file), config_file.string());
   const SafetensorsSet files(o.model_dir);
   auto be = make_backend("cpu");
   std::unique_ptr<LoraParams> lora;

@@ -1,3 +1,4 @@
+#include "formats/json_util.h"
 #include "export/gguf_vocab.h"
 
 #include <algorithm>
@@ -22,11 +23,7 @@ using json = nlohmann::json;
 enum TokenType : int32_t { NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6 };
 
 json load_json(const fs::path& p) {
-  try {
-    return json::parse(read_file(p));
-  } catch (const json::exception& e) {
-    throw Error("{}: not valid JSON ({})", p.string(), e.what());
-  }
+  return parse_json(read_file(p), p.string());  // depth-limited, lorafit's own messages
 }
 
 // A special-token entry of tokenizer_config.json: a string or an AddedToken object.

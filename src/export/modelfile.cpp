@@ -1,3 +1,4 @@
+#include "formats/json_util.h"
 #include "export/modelfile.h"
 
 #include <cstring>
@@ -154,10 +155,10 @@ std::string trained_system_prompt(const fs::path& adapter_dir) {
   const fs::path run = fs::absolute(adapter_dir).lexically_normal().parent_path();
   if (!fs::exists(run / "config.yaml") || !fs::exists(run / "config.json")) return "";
   try {
-    const auto j = nlohmann::json::parse(read_file(run / "config.json"));
+    const auto j = parse_json(read_file(run / "config.json"), (run / "config.json").string());
     const auto it = j.find("system");
     return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-  } catch (const nlohmann::json::exception&) {
+  } catch (const std::exception&) {
     return "";
   }
 }

@@ -1,3 +1,4 @@
+#include "formats/json_util.h"
 #include "track/eval_reader.h"
 
 #include <fstream>
@@ -23,8 +24,12 @@ json read_eval(const fs::path& run) {
   std::ifstream rf(dir / "eval_results.json");
   std::stringstream ss;
   ss << rf.rdbuf();
-  const json res = json::parse(ss.str(), nullptr, false);
-  if (res.is_discarded() || !res.is_object()) {
+  json res;
+  try {  // depth-limited: the dashboard reads whatever the folder holds
+    res = parse_json(ss.str(), (dir / "eval_results.json").string());
+  } catch (const std::exception&) {
+  }
+  if (!res.is_object()) {
     out["warnings"].push_back("eval_results.json is not valid JSON");
     return out;
   }
@@ -42,8 +47,12 @@ json read_eval(const fs::path& run) {
   size_t bad = 0;
   while (std::getline(pf, line)) {
     if (line.empty()) continue;
-    const json p = json::parse(line, nullptr, false);
-    if (p.is_discarded() || !p.is_object() || !p.contains("id")) {
+    json p;
+    try {
+      p = parse_json(line, "predictions.jsonl");
+    } catch (const std::exception&) {
+    }
+    if (!p.is_object() || !p.contains("id")) {
       ++bad;
       continue;
     }

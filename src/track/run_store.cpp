@@ -1,3 +1,4 @@
+#include "formats/json_util.h"
 #include "track/run_store.h"
 
 #include <cmath>
@@ -72,7 +73,11 @@ void drop_rows_after(const fs::path& p, int64_t last_step) {
     }
     const std::string_view line(text.data() + at, nl - at);
     at = nl + 1;
-    const nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json row;
+    try {
+      row = parse_json(line, p.string());
+    } catch (const std::exception&) {  // a damaged row is dropped like a cut one
+    }
     if (row.is_object() && row.contains("step") && row["step"].is_number() && row["step"].get<double>() <= static_cast<double>(last_step))
       kept.append(line).push_back('\n');
     else
@@ -116,7 +121,7 @@ std::unique_ptr<RunStore> RunStore::create(const fs::path& dir, std::string_view
                {"host", sys::hostname()}};
   if (options.resume) {  // keep the original start time so durations span the whole run
     try {
-      auto old = nlohmann::json::parse(read_file(dir / "status.json"));
+      auto old = parse_json(read_file(dir / "status.json"), (dir / "status.json").string());
       if (old.contains("start_time")) im.status["start_time"] = old["start_time"];
       im.status["resumed_time"] = now;
     } catch (const std::exception&) {

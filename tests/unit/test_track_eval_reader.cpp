@@ -72,3 +72,28 @@ TEST(EvalReader, QaComparesTextAndMissingResults) {
   EXPECT_EQ(read_eval(run)["warnings"].size(), 1u);
   fs::remove_all(run);
 }
+
+// A run folder is untrusted input to the dashboard: a results file or a predictions line nested
+// a million levels deep (copying or dumping it would recurse that deep) is a warning or a bad
+// line, as any other invalid file, through the depth-limited parser (formats/json_util.h).
+TEST(EvalReader, DeeplyNestedFilesAreWarningsNotCrashes) {
+  const fs::path run = tmp_dir("deep");
+  constexpr int kDepth = 1000000;
+  const std::string deep = std::string(kDepth, '[') + std::string(kDepth, ']');
+  write(run / "eval_results.json", R"({"task": "qa", "models": ["base"], "results": {}})");
+  write(run / "predictions.jsonl",
+        "{\"model\":\"base\",\"id\":\"q1\",\"prediction\":\"a\",\"reference\":\"a\"}\n"
+        "{\"model\":\"base\",\"id\":\"q2\",\"prediction\":" + deep + "}\n");
+  json e = read_eval(run);
+  ASSERT_EQ(e["rows"].size(), 1u);
+  ASSERT_EQ(e["warnings"].size(), 1u);
+  EXPECT_EQ(e["warnings"][0], "1 lines of predictions.jsonl could not be read");
+
+  write(run / "eval_results.json", R"({"task": "qa", "models": ["base"], "results": )" + deep + "}");
+  e = read_eval(run);
+  ASSERT_TRUE(e["found"].get<bool>());
+  ASSERT_EQ(e["warnings"].size(), 1u);
+  EXPECT_EQ(e["warnings"][0], "eval_results.json is not valid JSON");
+  EXPECT_FALSE(e.contains("results"));
+  fs::remove_all(run);
+}
