@@ -3,7 +3,7 @@
 // folder) — through a real socket to a DashboardServer on 127.0.0.1 over a small runs folder.
 // The input is the raw request bytes; the server must answer or close, and keep serving the
 // next input (a server that died or hung fails the next connect/read, which traps).
-// The OpenAI-compatible server of issue 15 does not exist yet, so it has no target.
+// The OpenAI-compatible server's request bodies have their own target (fuzz_serve_request.cpp).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>

@@ -2,7 +2,7 @@
 # Fuzzes every parser with libFuzzer under ASan + UBSan, SECONDS per target (default 60):
 #   bash scripts/fuzz.sh [SECONDS] [TARGET ...]      e.g. bash scripts/fuzz.sh 300 jinja dataset
 # Targets: safetensors json_config adapter tokenizer_json tokenizer_config jinja dataset yaml
-# dashboard_http (fuzz/fuzz_<target>.cpp). Configures build-fuzz with clang (-DLORAFIT_FUZZ=ON),
+# dashboard_http serve_request (fuzz/fuzz_<target>.cpp). Configures build-fuzz with clang (-DLORAFIT_FUZZ=ON),
 # builds the targets and runs each on its seeds in fuzz/corpus/<target> (new inputs go to
 # build-fuzz/corpus/<target>), niced, one after another. Prints per target the inputs tried
 # (libFuzzer's number_of_executed_units), coverage and crashes, and a summary line; exits 1
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
 shift || true
-all=(safetensors json_config adapter tokenizer_json tokenizer_config jinja dataset yaml dashboard_http)
+all=(safetensors json_config adapter tokenizer_json tokenizer_config jinja dataset yaml dashboard_http serve_request)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 

@@ -159,19 +159,24 @@ std::vector<int32_t> Inference::encode_messages(const nlohmann::ordered_json& me
   }
   if (!tok_) throw Error("{}: the model folder has no tokenizer.json; copy the model's tokenizer files into it "
                          "(`lorafit generate --input_ids` takes token ids without them)", what);
-  std::vector<int32_t> ids;
   if (!template_) {  // raw: the texts one after another
-    if (add_bos_) ids.push_back(*bos_id_);
     std::string text;
     for (const auto& m : messages) text += m["content"].get<std::string>();
-    const std::vector<int32_t> body = tok_->encode(text);
-    ids.insert(ids.end(), body.begin(), body.end());
-    return ids;
+    return encode_text(text);
   }
   ChatOptions co;
   co.add_generation_prompt = true;
   co.extra = template_vars_;
   return tok_->encode(template_->render(messages, co));  // the template writes any BOS itself
+}
+
+std::vector<int32_t> Inference::encode_text(const std::string& text) const {
+  if (!tok_) throw Error("{}: no tokenizer.json, so text cannot be encoded", model_dir_.string());
+  std::vector<int32_t> ids;
+  if (add_bos_) ids.push_back(*bos_id_);
+  const std::vector<int32_t> body = tok_->encode(text);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
 }
 
 std::vector<std::string> Inference::adapter_names() const {

@@ -53,6 +53,11 @@ class Inference {
   // `what` names the source in messages (e.g. the --messages file).
   std::vector<int32_t> encode_messages(const nlohmann::ordered_json& messages, const std::string& what) const;
 
+  // Text as it is (no template): BOS when tokenizer_config.json asks for one, then the text.
+  std::vector<int32_t> encode_text(const std::string& text) const;
+  // Whether conversations go through a chat template (false: raw).
+  bool has_chat_template() const { return template_ != nullptr; }
+
   // Adapters by name (the folder name); null for "base".
   std::vector<std::string> adapter_names() const;
   const LoraParams* adapter(const std::string& name) const;  // throws Error for an unknown name

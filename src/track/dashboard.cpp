@@ -3,9 +3,9 @@
 #include <httplib.h>
 
 #include <algorithm>
-#include <cctype>
 #include <thread>
 
+#include "net/http_server.h"
 #include "track/eval_reader.h"
 #include "track/run_reader.h"
 #include "track/web_assets.h"
@@ -43,23 +43,11 @@ void send_json(httplib::Response& res, const nlohmann::json& j, int status = 200
   res.set_content(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json; charset=utf-8");
 }
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-// Host names are case-insensitive (RFC 4343): LOCALHOST is localhost.
-bool is_loopback(const std::string& host) {
-  const std::string h = lower(host);
-  return h == "127.0.0.1" || h == "localhost" || h == "::1";
-}
-
 // Each open connection holds a worker until it sends a request or its read timeout passes. A
 // pool well above a browser's six connections per host, and short idle timeouts, keep idle
 // sockets (a browser's spare connections, a port scan) from queueing real requests (with
 // httplib's default 8 workers and 5 s timeouts, 20 idle sockets delayed a request 9.5 s).
-constexpr size_t kWorkers = 64;
-constexpr time_t kReadTimeoutS = 2, kKeepAliveS = 2;
+constexpr net::HttpLimits kLimits{64, 2, 5, 2};
 
 }  // namespace
 
@@ -87,15 +75,7 @@ struct DashboardServer::Impl {
   }
 
   void routes() {
-    // httplib's default also sets SO_REUSEPORT, which lets a second dashboard bind the same
-    // port silently and steal half the requests; keep only SO_REUSEADDR (quick restarts).
-    server.set_socket_options([](socket_t sock) {
-      int yes = 1;
-      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const char*>(&yes), sizeof yes);
-    });
-    server.new_task_queue = [] { return new httplib::ThreadPool(kWorkers); };
-    server.set_read_timeout(kReadTimeoutS, 0);
-    server.set_keep_alive_timeout(kKeepAliveS);
+    net::configure(server, kLimits);
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       secure(res);
       if (req.method != "GET" && req.method != "HEAD") {  // read-only
@@ -103,13 +83,9 @@ struct DashboardServer::Impl {
         return httplib::Server::HandlerResponse::Handled;
       }
       // DNS-rebinding guard: on a loopback bind, only loopback Host headers are served.
-      if (is_loopback(opt.host)) {
-        const std::string h = lower(req.get_header_value("Host"));
-        std::string hn = h.starts_with("[") ? h.substr(0, h.find(']') + 1) : h.substr(0, h.rfind(':'));
-        if (!h.empty() && hn != "127.0.0.1" && hn != "localhost" && hn != "[::1]") {
-          send_json(res, {{"error", "unexpected Host header"}}, 403);
-          return httplib::Server::HandlerResponse::Handled;
-        }
+      if (!net::host_allowed(opt.host, req.get_header_value("Host"))) {
+        send_json(res, {{"error", "unexpected Host header"}}, 403);
+        return httplib::Server::HandlerResponse::Handled;
       }
       return httplib::Server::HandlerResponse::Unhandled;
     });
@@ -165,20 +141,7 @@ struct DashboardServer::Impl {
 
 DashboardServer::DashboardServer(const DashboardOptions& options) : impl_(std::make_unique<Impl>(options)) {
   impl_->routes();
-  if (options.port < 0 || options.port > 65535)
-    throw Error("{} {} is not a TCP port: use 1-65535 (or 0 for any free port)", options.port_flag, options.port);
-  if (options.port == 0) {
-    impl_->port = impl_->server.bind_to_any_port(options.host);
-    if (impl_->port <= 0)
-      throw Error("cannot listen on {}: the address is not available on this machine; choose another with {}",
-                  options.host, options.host_flag);
-  } else {
-    if (!impl_->server.bind_to_port(options.host, options.port))
-      throw Error("cannot listen on {}:{}: port {} is in use (another dashboard?) or the address is not available; "
-                  "stop the other program or choose a free port with {}",
-                  options.host, options.port, options.port, options.port_flag);
-    impl_->port = options.port;
-  }
+  impl_->port = net::bind(impl_->server, options.host, options.port, options.port_flag, options.host_flag);
 }
 
 DashboardServer::~DashboardServer() { stop(); }
@@ -198,12 +161,7 @@ void DashboardServer::stop() {
 
 int DashboardServer::port() const { return impl_->port; }
 
-std::string DashboardServer::url() const {
-  std::string h = impl_->opt.host;
-  if (h == "0.0.0.0" || h == "::") h = "127.0.0.1";  // a browser-usable address for the local user
-  if (h.find(':') != std::string::npos) h = "[" + h + "]";
-  return fmt::format("http://{}:{}/", h, impl_->port);
-}
+std::string DashboardServer::url() const { return net::url(impl_->opt.host, impl_->port); }
 
 std::unique_ptr<DashboardServer> start_dashboard_background(const DashboardOptions& options) {
   auto s = std::make_unique<DashboardServer>(options);
