@@ -44,13 +44,16 @@ BENCHMARK(BM_ModelLoad)->Unit(benchmark::kMillisecond);
 void BM_Forward(benchmark::State& state) {
   if (!have_model(state)) return;
   auto be = make_backend("cpu");
-  Model m(*be, bench_model());
+  // range(1): activation dtype, 0 = F32 (fp32 compute from the bf16 weights), 1 = BF16 (the
+  // run's mixed precision, docs/precision.md), so both sides' two paths are measured.
+  const DType act = state.range(1) ? DType::BF16 : DType::F32;
+  Model m(*be, bench_model(), act);
   const int64_t T = state.range(0);
   std::mt19937 rng(0);
   std::uniform_int_distribution<int32_t> tok(0, m.config().vocab_size - 1);
   std::vector<int32_t> ids(static_cast<size_t>(T));
   for (auto& i : ids) i = tok(rng);
-  ActivationArena acts(*be, m.config(), 1, T, m.config().num_layers);
+  ActivationArena acts(*be, m.config(), 1, T, m.config().num_layers, nullptr, false, act);
   acts.set_tokens(ids);
   m.forward(acts);  // warm-up: page in the mapped weights
   for (auto _ : state) {
@@ -59,7 +62,7 @@ void BM_Forward(benchmark::State& state) {
   }
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(T), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_Forward)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);  // as the baseline's reps
+BENCHMARK(BM_Forward)->ArgNames({"T", "bf16"})->Args({128, 0})->Args({128, 1})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);  // as the baseline's reps
 
 }  // namespace
 

@@ -41,8 +41,11 @@ void BM_TrainStep(benchmark::State& state) {
   }
   const bool ckpt = state.range(0) != 0;
   const int64_t B = 2, T = state.range(1);
+  // range(2): 1 = --bf16 true (bf16 activations and GEMMs, fp32 LoRA masters; docs/precision.md),
+  // 0 = fp32 compute from the bf16 weights.
+  const DType act = state.range(2) ? DType::BF16 : DType::F32;
   auto be = make_backend("cpu");
-  Model m(*be, bench_model());
+  Model m(*be, bench_model(), act);
   LoraConfig lc;
   lc.r = 64;
   lc.alpha = 16;
@@ -72,7 +75,7 @@ void BM_TrainStep(benchmark::State& state) {
   state.counters["arena_MiB"] = static_cast<double>(trainer.passes().bytes()) / (1024.0 * 1024.0);
 }
 BENCHMARK(BM_TrainStep)
-    ->ArgsProduct({{1, 0}, {128, 384}})
+    ->ArgsProduct({{1, 0}, {128, 384}, {0, 1}})
     ->Unit(benchmark::kSecond)
     ->Iterations(2)
     ->UseRealTime();

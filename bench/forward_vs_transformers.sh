@@ -16,8 +16,8 @@ T=${T:-128}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 "$PY" bench/forward_baseline.py --dir "$MODEL" --make-only
-echo "== lorafit (OMP_NUM_THREADS=2, OMP_WAIT_POLICY=$OMP_WAIT_POLICY, fp32 compute from bf16 weights)"
+echo "== lorafit (OMP_NUM_THREADS=2, OMP_WAIT_POLICY=$OMP_WAIT_POLICY, BM_Forward/T:N/bf16:0 = fp32 compute from the bf16 weights, bf16:1 = bf16 activations)"
 OMP_NUM_THREADS=2 LORAFIT_BENCH_MODEL="$MODEL" "$BUILD/bench/bench_model_forward" \
-  --benchmark_filter="BM_ModelLoad|BM_Forward/$T" --benchmark_counters_tabular=true
+  --benchmark_filter="BM_ModelLoad|BM_Forward/T:$T/" --benchmark_counters_tabular=true
 echo "== transformers $("$PY" -c 'import transformers; print(transformers.__version__)') (torch threads 2, OMP_WAIT_POLICY=$OMP_WAIT_POLICY)"
 "$PY" bench/forward_baseline.py --dir "$MODEL" --T "$T" --reps 3
