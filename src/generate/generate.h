@@ -40,13 +40,19 @@ int64_t context_length(const ModelConfig& cfg);
 
 class Generator {
  public:
+  // Prompt tokens run through the model at once: longer prompts are fed in chunks of this many
+  // (llama.cpp's default n_ubatch), so the arena has a fixed size whatever the prompt.
+  static constexpr int64_t kPrefillChunk = 512;
+
   // `capacity` positions of KV cache (prompt + generated), ≤ context_length(). `lora`
   // (may be null) adapts the model unmerged; it must outlive the generator.
-  Generator(const Model& model, int64_t capacity, const LoraParams* lora = nullptr);
+  // `prefill_chunk`: the most prompt tokens run at once (the arena's rows; kPrefillChunk).
+  Generator(const Model& model, int64_t capacity, const LoraParams* lora = nullptr,
+            int64_t prefill_chunk = kPrefillChunk);
   ~Generator();
 
   const Model& model() const { return model_; }
-  int64_t capacity() const { return cache_.capacity(); }
+  int64_t capacity() const { return cache_->capacity(); }
   // Switches the adapter (null: base model); the cache is cleared.
   void set_lora(const LoraParams* lora);
 
@@ -60,16 +66,26 @@ class Generator {
   // (T, V) of every fed position when all_rows, else (1, V) of the last. Exposed for tests of
   // the cache against the full forward.
   std::vector<float> feed(std::span<const int32_t> ids, bool all_rows = false);
-  int64_t cached() const { return cache_.length(); }
-  void reset() { cache_.reset(); history_.clear(); }
+  int64_t cached() const { return cache_->length(); }
+  void reset() { cache_->reset(); history_.clear(); }
+  const ActivationArena& arena() const { return *arena_; }
 
  private:
+  // Sizes the arena (and the cache in its table) for the adapter's LoRA buffers.
+  void build_arena();
+  // Appends the logits of the arena's rows [n - R, n) to `out` (R·V floats).
+  void append_logits(std::vector<float>& out, int64_t n, int64_t R);
+
   const Model& model_;
   const LoraParams* lora_;
-  KvCache cache_;
-  std::vector<int32_t> history_;  // ids whose keys/values are in the cache
-  std::unique_ptr<ActivationArena> step_arena_;  // T = 1, reused by every decode step
-  void* logits_row_ = nullptr;                   // (1, V) F32 on the backend
+  int64_t capacity_;
+  int64_t prefill_chunk_;
+  // One table, one allocation: activations of up to kPrefillChunk rows, viewed as (1, T) for a
+  // prompt chunk and (1, 1) for a decode step, and the KV cache (1, capacity) of every layer.
+  std::unique_ptr<ActivationArena> arena_;
+  std::unique_ptr<KvCache> cache_;  // views into arena_
+  std::vector<int32_t> history_;    // ids whose keys/values are in the cache
+  void* logits_row_ = nullptr;      // (1, V) F32 on the backend
 };
 
 }  // namespace lorafit

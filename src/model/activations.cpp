@@ -154,6 +154,11 @@ ActivationArena::ActivationArena(Backend& be, const ModelConfig& cfg, const Aren
       add("grad.lora_dw", act_, {r * std::max(max_out, max_in)});
     }
   }
+  LF_CHECK(spec.kv_capacity >= 0 && spec.kv_rows >= 0 && (spec.kv_capacity == 0) == (spec.kv_rows == 0),
+           "arena KV cache rows={} capacity={}", spec.kv_rows, spec.kv_capacity);
+  for (int i = 0; spec.kv_capacity > 0 && i < cfg.num_layers; ++i)
+    for (const char* kv : {"k", "v"})
+      add(fmt::format("kv.{}.{}", i, kv), act_, {spec.kv_rows, spec.kv_capacity, s.Hkv, s.D});
   base_ = static_cast<char*>(be.alloc(bytes_));
 }
 

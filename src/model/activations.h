@@ -11,7 +11,8 @@
 // Letters: B batch, T time, N = B·T, C hidden, H heads, Hkv kv heads, D head dim, F ffn, r LoRA rank.
 // Names: "ids", "pos", "seg", "residual.{i}" (i = 0..L: 0 = embeddings, i = output of layer
 // i−1), "final_rstd", "hidden" (after the final norm), "layers.{j}.{attn_norm, q, ...}",
-// "lora_branch" (bf16 runs with LoRA), "grad.{dres0, dres1, ...}".
+// "lora_branch" (bf16 runs with LoRA), "grad.{dres0, dres1, ...}", "kv.{i}.{k, v}" (generation's
+// KV cache, ArenaSpec::kv_capacity: fixed shape, not a (B, T) view).
 #pragma once
 #include <array>
 #include <functional>
@@ -76,6 +77,9 @@ struct ArenaSpec {
   const LoraParams* lora = nullptr;  // LoRA buffers for its adapted projections
   bool lora_dropout = false;         // xdrop buffers (and grad.dxin)
   bool grads = false;                // the backward's GradBufs
+  // Generation: the KV cache in the same table, (kv_rows, kv_capacity, Hkv, D) per layer for
+  // k and v (model/kv_cache.h views them). 0: none.
+  int64_t kv_rows = 0, kv_capacity = 0;
 };
 
 class ActivationArena {
@@ -111,6 +115,7 @@ class ActivationArena {
   int layer_sets() const { return layer_sets_; }
   size_t bytes() const { return bytes_; }
   const std::vector<Buffer>& buffers() const { return buffers_; }
+  bool has(const std::string& name) const { return !view_or_empty(name).empty(); }
   void visit(const std::function<void(const Buffer&, Tensor)>& f) const;
   Tensor get(const std::string& name) const;  // LF_CHECKs that the name exists
 

@@ -1,16 +1,20 @@
 // The key/value cache of generation: every layer's keys and values (after RoPE) of the tokens
 // seen so far, so each new token runs the layers on itself alone and attends over the cache
-// (docs/DESIGN.md §6: prefill the prompt, then decode). One allocation on the backend, in the
-// run's activation dtype (BF16 for a bf16 run, as transformers' DynamicCache holds bf16 k/v).
+// (docs/DESIGN.md §6: prefill the prompt, then decode). The cache is the "kv.{i}.{k,v}" buffers of
+// an activation arena's table (model/activations.h: one table, one allocation, for generation's
+// activations and its cache), in the run's activation dtype (BF16 for a bf16 run, as
+// transformers' DynamicCache holds bf16 k/v).
 //
 // Letters: B batch, S capacity (positions), Hkv kv heads, D head dim, L layers.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "backend/backend.h"
 #include "formats/model_config.h"
+#include "model/activations.h"
 
 namespace lorafit {
 
@@ -33,6 +37,9 @@ struct KvLayer {
 
 class KvCache {
  public:
+  // The cache held by `arena` (made with ArenaSpec::kv_rows/kv_capacity); the arena outlives it.
+  explicit KvCache(const ActivationArena& arena);
+  // A cache with its own table: an arena of one activation row whose kv buffers are B × capacity.
   KvCache(Backend& be, const ModelConfig& cfg, int64_t B, int64_t capacity, DType dtype = DType::F32);
   ~KvCache();
   KvCache(const KvCache&) = delete;
@@ -56,13 +63,13 @@ class KvCache {
   void set_row_length(int64_t b, int64_t n);  // n ≤ capacity(); 0 frees the row
 
  private:
-  Backend& be_;
-  int64_t B_, S_, Hkv_, D_;
-  int L_;
-  DType dtype_;
+  void bind(const ActivationArena& arena);  // takes the views of its "kv.*" buffers
+  std::unique_ptr<ActivationArena> own_;  // the table, when the cache has its own
+  std::vector<Tensor> k_, v_;              // (L) views, each (B, S, Hkv, D) of dtype_
+  int64_t B_ = 0, S_ = 0;
+  DType dtype_ = DType::F32;
   int64_t len_ = 0;
   std::vector<int64_t> row_len_;  // (B)
-  char* buf_ = nullptr;  // (L, 2, B, S, Hkv, D) of dtype_
 };
 
 }  // namespace lorafit

@@ -20,6 +20,7 @@
 
 #include "backend/backend.h"
 #include "backend_parity.h"
+#include "kv_bound.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 
@@ -27,6 +28,8 @@ namespace lorafit {
 namespace {
 
 using json = nlohmann::json;
+using testing::kv_bound;
+using testing::rel_l2;
 
 fs::path model_dir(const std::string& d) {
   if (d.starts_with("data:")) return fs::path(LORAFIT_TEST_DATA) / d.substr(5);
@@ -42,23 +45,6 @@ std::vector<float> logits_of(const Model& m, const ActivationArena& acts) {
   be.download(host.data(), buf, host.size() * 4);
   be.free(buf);
   return host;
-}
-
-double rel_l2(std::span<const float> a, std::span<const float> b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = static_cast<double>(a[i]) - b[i];
-    num += d * d;
-    den += static_cast<double>(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
-
-// The bound derived at the top of this file, for sequences of length T.
-double kv_bound(const ModelConfig& c, int64_t T) {
-  const double e_layer = static_cast<double>(3 * c.hidden_size + c.head_dim + T + c.num_heads * c.head_dim +
-                                             c.hidden_size + c.intermediate_size + 16) * testing::kEps32;
-  return 2 * (c.num_layers * e_layer + 2 * (c.hidden_size + 2) * testing::kEps32);
 }
 
 // Feeds ids[pos .. pos + n) through the cache; returns their (n, V) logits.
