@@ -28,7 +28,10 @@ std::vector<float> host_logits(const Model& m, Tensor rows) {
 }  // namespace
 
 BatchGenerator::BatchGenerator(const Model& model, int64_t slots, int64_t capacity, const LoraParams* lora)
-    : model_(model), lora_(lora), cache_(model.backend(), model.config(), slots, capacity, model.act_dtype()) {
+    : model_(model),
+      lora_(lora),
+      cache_(model.backend(), model.config(), slots, capacity, model.act_dtype()),
+      mix_(model.backend(), model.config().num_layers, model.act_dtype()) {
   LF_CHECK(capacity <= context_length(model.config()), "cache of {} beyond the context {}", capacity,
            context_length(model.config()));
   for (int64_t s = slots; s-- > 0;) free_slots_.push_back(s);  // slot 0 first
@@ -37,6 +40,10 @@ BatchGenerator::BatchGenerator(const Model& model, int64_t slots, int64_t capaci
 BatchGenerator::~BatchGenerator() = default;
 
 void BatchGenerator::submit(int64_t id, std::vector<int32_t> prompt, const GenerateSettings& s) {
+  submit(id, std::move(prompt), s, lora_);
+}
+
+void BatchGenerator::submit(int64_t id, std::vector<int32_t> prompt, const GenerateSettings& s, const LoraParams* lora) {
   const int64_t P = static_cast<int64_t>(prompt.size());
   if (P == 0) throw Error("generate: the prompt is empty; give at least one token");
   model_.check_input(prompt, P, "the prompt");
@@ -46,21 +53,60 @@ void BatchGenerator::submit(int64_t id, std::vector<int32_t> prompt, const Gener
                 P, cache_.capacity());
   if (s.max_new_tokens < 1) throw Error("max_new_tokens is {}; it must be at least 1", s.max_new_tokens);
   Sampler check(s.sampling, s.seed);  // validates the sampling parameters now, not mid-batch
-  queue_.push_back({id, std::move(prompt), s});
+  queue_.push_back({id, std::move(prompt), s, lora});
+}
+
+bool BatchGenerator::cancel(int64_t id) {
+  for (auto& p : queue_)
+    if (p.id == id) return p.cancelled = true;
+  for (auto& r : active_)
+    if (r.id == id) return r.cancelled = true;
+  return false;
+}
+
+void BatchGenerator::drop_cancelled(std::vector<Finished>& done) {
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (!it->cancelled) {
+      ++it;
+      continue;
+    }
+    GenerateResult r;
+    r.prompt_tokens = static_cast<int64_t>(it->prompt.size());
+    r.stop = StopReason::Interrupted;
+    done.push_back({it->id, std::move(r)});
+    it = queue_.erase(it);
+  }
+  std::vector<Row> still;
+  for (Row& row : active_) {
+    if (!row.cancelled) {
+      still.push_back(std::move(row));
+      continue;
+    }
+    row.result.stop = StopReason::Interrupted;
+    cache_.set_row_length(row.slot, 0);
+    free_slots_.push_back(row.slot);
+    done.push_back({row.id, std::move(row.result)});
+  }
+  active_ = std::move(still);
 }
 
 ActivationArena& BatchGenerator::step_arena(int64_t B) {
   auto& a = step_arenas_[B];
-  if (!a) a = std::make_unique<ActivationArena>(model_.backend(), model_.config(), B, 1, 1, lora_, false, model_.act_dtype());
+  if (!a) a = std::make_unique<ActivationArena>(model_.backend(), model_.config(), B, 1, 1, nullptr, false, model_.act_dtype());
   return *a;
 }
 
-bool BatchGenerator::accept(Row& row, int32_t token, const std::function<bool(int64_t, int32_t)>& on_token) {
+bool BatchGenerator::choose(Row& row, std::span<float> logits, const TokenFn& on_token) {
   GenerateResult& r = row.result;
+  const int k = row.settings.logprobs;
+  std::vector<float> raw;  // (V) the logits before the sampler processes them
+  if (k >= 0) raw.assign(logits.begin(), logits.end());
+  const int32_t token = row.sampler->sample(logits, row.context);
+  if (k >= 0) r.logprobs.push_back(token_logprobs(raw, token, k));
   r.ids.push_back(token);
   row.context.push_back(token);
   row.next = token;
-  const bool go_on = !on_token || on_token(row.id, token);
+  const bool go_on = !on_token || on_token(row.id, token, k >= 0 ? &r.logprobs.back() : nullptr);
   const auto& eos = row.settings.eos_ids;
   if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
     r.stop = StopReason::Eos;
@@ -76,17 +122,16 @@ bool BatchGenerator::accept(Row& row, int32_t token, const std::function<bool(in
   return true;
 }
 
-void BatchGenerator::prefill(Pending p, int64_t slot, const std::function<bool(int64_t, int32_t)>& on_token,
-                             std::vector<Finished>& done) {
+void BatchGenerator::prefill(Pending p, int64_t slot, const TokenFn& on_token, std::vector<Finished>& done) {
   const auto t0 = Clock::now();
   const int64_t P = static_cast<int64_t>(p.prompt.size());
-  ActivationArena acts(model_.backend(), model_.config(), 1, P, 1, lora_, false,
+  ActivationArena acts(model_.backend(), model_.config(), 1, P, 1, p.lora, false,
                        model_.act_dtype());  // one layer set: inference
   std::vector<int32_t> pos(static_cast<size_t>(P)), seg(static_cast<size_t>(P), 0);
   for (int64_t t = 0; t < P; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
   acts.set_tokens(p.prompt, pos, seg);
   const KvRow kr{slot, 0};
-  model_.forward(acts, lora_, false, &cache_, std::span(&kr, 1));
+  model_.forward(acts, p.lora, false, &cache_, std::span(&kr, 1));
   cache_.set_row_length(slot, P);
   std::vector<float> logits = host_logits(model_, acts.hidden().rows(P - 1, P));
 
@@ -94,12 +139,12 @@ void BatchGenerator::prefill(Pending p, int64_t slot, const std::function<bool(i
   row.id = p.id;
   row.slot = slot;
   row.settings = p.settings;
+  row.lora = p.lora;
   row.sampler = std::make_unique<Sampler>(p.settings.sampling, p.settings.seed);
   row.context = std::move(p.prompt);
   row.result.prompt_tokens = P;
-  const int32_t id = row.sampler->sample(logits, row.context);
   row.result.prefill_s = seconds(t0, Clock::now());
-  if (accept(row, id, on_token)) {
+  if (choose(row, logits, on_token)) {
     cache_.set_row_length(slot, 0);
     free_slots_.push_back(slot);
     done.push_back({row.id, std::move(row.result)});
@@ -108,8 +153,9 @@ void BatchGenerator::prefill(Pending p, int64_t slot, const std::function<bool(i
   active_.push_back(std::move(row));
 }
 
-std::vector<BatchGenerator::Finished> BatchGenerator::step(const std::function<bool(int64_t, int32_t)>& on_token) {
+std::vector<BatchGenerator::Finished> BatchGenerator::step(const TokenFn& on_token) {
   std::vector<Finished> done;
+  drop_cancelled(done);
   while (!queue_.empty() && !free_slots_.empty()) {
     const int64_t slot = free_slots_.back();
     free_slots_.pop_back();
@@ -121,6 +167,16 @@ std::vector<BatchGenerator::Finished> BatchGenerator::step(const std::function<b
 
   const auto t0 = Clock::now();
   const int64_t B = static_cast<int64_t>(active_.size()), V = model_.config().vocab_size;
+  // One range of rows per adapter (the order of rows in a step is free: each has its own slot).
+  std::stable_sort(active_.begin(), active_.end(),
+                   [](const Row& a, const Row& b) { return std::less<const LoraParams*>{}(a.lora, b.lora); });
+  std::vector<LoraRowGroup> groups;
+  for (int64_t r = 0; r < B; ++r) {
+    const LoraParams* l = active_[static_cast<size_t>(r)].lora;
+    if (groups.empty() || groups.back().lora != l) groups.push_back({r, r, l});
+    groups.back().end = r + 1;
+  }
+  mix_.set(groups);
   ActivationArena& acts = step_arena(B);
   std::vector<int32_t> ids(static_cast<size_t>(B)), pos(static_cast<size_t>(B)), seg(static_cast<size_t>(B), 0);
   std::vector<KvRow> rows(static_cast<size_t>(B));
@@ -131,7 +187,7 @@ std::vector<BatchGenerator::Finished> BatchGenerator::step(const std::function<b
     rows[r] = {active_[r].slot, len};
   }
   acts.set_tokens(ids, pos, seg);
-  model_.forward(acts, lora_, false, &cache_, rows);
+  model_.forward(acts, mix_, cache_, rows);
   std::vector<float> logits = host_logits(model_, acts.hidden());  // (B, V)
   const double dt = seconds(t0, Clock::now());
 
@@ -141,7 +197,7 @@ std::vector<BatchGenerator::Finished> BatchGenerator::step(const std::function<b
     cache_.set_row_length(row.slot, cache_.row_length(row.slot) + 1);
     row.result.decode_s += dt;
     const std::span<float> lr(logits.data() + static_cast<ptrdiff_t>(r) * V, static_cast<size_t>(V));
-    if (accept(row, row.sampler->sample(lr, row.context), on_token)) {
+    if (choose(row, lr, on_token)) {
       cache_.set_row_length(row.slot, 0);
       free_slots_.push_back(row.slot);
       done.push_back({row.id, std::move(row.result)});

@@ -6,7 +6,10 @@
 // Greedy output equals Generator's one-at-a-time output (tests/unit/test_generate_batch.cpp).
 //
 // This is the engine of `lorafit eval` and of a server: submit() requests with their own
-// settings, call step() until idle(); on_token streams each id as it is chosen.
+// settings and adapter, call step() until idle(); on_token streams each id as it is chosen.
+// Rows of different adapters (or none) decode in the same step: the batch is ordered by
+// adapter and each adapter's rows get its LoRA branch at the one LoRA seam (lora/lora_mix.h),
+// while the base weights are read once for all rows.
 //
 // Letters: B active rows (≤ slots), S cache capacity (positions), V vocab, C hidden.
 #pragma once
@@ -19,13 +22,15 @@
 #include <vector>
 
 #include "generate/generate.h"
+#include "lora/lora_mix.h"
 
 namespace lorafit {
 
 class BatchGenerator {
  public:
   // `slots` rows of `capacity` positions each (prompt + generated, ≤ context_length()).
-  // `lora` (may be null) adapts every row; it must outlive the generator.
+  // `lora` (may be null) is the adapter of requests submitted without one; adapters must
+  // outlive the generator.
   BatchGenerator(const Model& model, int64_t slots, int64_t capacity, const LoraParams* lora = nullptr);
   ~BatchGenerator();
 
@@ -36,16 +41,24 @@ class BatchGenerator {
   // empty prompt, ids outside the vocabulary, a prompt that leaves no room for one new token,
   // or max_new_tokens < 1.
   void submit(int64_t id, std::vector<int32_t> prompt, const GenerateSettings& settings);
+  // The same, decoded with `lora` (null: the base model).
+  void submit(int64_t id, std::vector<int32_t> prompt, const GenerateSettings& settings, const LoraParams* lora);
+  // Stops request `id` (a client gone): a queued one leaves the queue unprefilled, a running
+  // one frees its slot before the next forward; either is reported by the next step() as
+  // finished with StopReason::Interrupted. False when `id` is neither queued nor running.
+  bool cancel(int64_t id);
   bool idle() const { return queue_.empty() && active_.empty(); }
 
   struct Finished {
     int64_t id;
     GenerateResult result;
   };
+  // on_token(id, token, logprobs) is called for each chosen token (logprobs: null unless the
+  // request's settings.logprobs ≥ 0); returning false stops that request (StopReason::Interrupted).
+  using TokenFn = std::function<bool(int64_t, int32_t, const TokenLogprobs*)>;
   // Fills free slots from the queue (prefill, first token), then decodes one token for every
-  // active row. Returns the requests that finished in this step. on_token(id, token) is called
-  // for each chosen token; returning false stops that request (StopReason::Interrupted).
-  std::vector<Finished> step(const std::function<bool(int64_t, int32_t)>& on_token = {});
+  // active row. Returns the requests that finished in this step.
+  std::vector<Finished> step(const TokenFn& on_token = {});
 
   // Convenience: every prompt with the same settings, results in prompt order. on_done(i)
   // is called as prompt i finishes (progress bars).
@@ -58,6 +71,8 @@ class BatchGenerator {
     int64_t id = 0;
     int64_t slot = 0;
     GenerateSettings settings;
+    const LoraParams* lora = nullptr;
+    bool cancelled = false;
     std::unique_ptr<Sampler> sampler;
     std::vector<int32_t> context;  // prompt + generated (repetition penalty)
     GenerateResult result;
@@ -67,13 +82,16 @@ class BatchGenerator {
     int64_t id;
     std::vector<int32_t> prompt;
     GenerateSettings settings;
+    const LoraParams* lora = nullptr;
+    bool cancelled = false;
   };
 
-  void prefill(Pending p, int64_t slot, const std::function<bool(int64_t, int32_t)>& on_token,
-               std::vector<Finished>& done);
-  // Records `token` for the row; true when the row stops (its result is then complete).
-  bool accept(Row& row, int32_t token, const std::function<bool(int64_t, int32_t)>& on_token);
+  void prefill(Pending p, int64_t slot, const TokenFn& on_token, std::vector<Finished>& done);
+  // Chooses the row's next token from its raw logits (modified) and records it; true when the
+  // row stops (its result is then complete).
+  bool choose(Row& row, std::span<float> logits, const TokenFn& on_token);
   ActivationArena& step_arena(int64_t B);
+  void drop_cancelled(std::vector<Finished>& done);
 
   const Model& model_;
   const LoraParams* lora_;
@@ -81,7 +99,8 @@ class BatchGenerator {
   std::deque<Pending> queue_;
   std::vector<Row> active_;
   std::vector<int64_t> free_slots_;
-  std::map<int64_t, std::unique_ptr<ActivationArena>> step_arenas_;  // by B, T = 1
+  LoraMix mix_;  // the step's rows grouped by adapter
+  std::map<int64_t, std::unique_ptr<ActivationArena>> step_arenas_;  // by B, T = 1; no LoRA buffers (mix_ has them)
 };
 
 }  // namespace lorafit

@@ -21,6 +21,7 @@ struct GenerateSettings {
   std::vector<int32_t> eos_ids;  // stop after generating any of these (it is part of the output)
   SamplingParams sampling;       // greedy by default
   uint64_t seed = 0;
+  int logprobs = -1;  // ≥ 0 (BatchGenerator): record each token's TokenLogprobs with this many alternatives
 };
 
 enum class StopReason { Eos, MaxNewTokens, ContextFull, Interrupted };
@@ -32,6 +33,7 @@ struct GenerateResult {
   int64_t prompt_tokens = 0;  // fed this call (a prefix shared with the last call is reused)
   double prefill_s = 0;       // prompt forward + first token choice (time to first token)
   double decode_s = 0;        // every later token
+  std::vector<TokenLogprobs> logprobs;  // one per id when settings.logprobs ≥ 0 (BatchGenerator)
 };
 
 // The positions the model computes as transformers does: max_position_embeddings, and the

@@ -167,6 +167,26 @@ void process_logits(std::span<float> logits, std::span<const int32_t> context_id
   if (p.min_p) apply_min_p(logits, *p.min_p);
 }
 
+TokenLogprobs token_logprobs(std::span<const float> z, int32_t chosen, int k) {
+  LF_CHECK(chosen >= 0 && static_cast<size_t>(chosen) < z.size() && k >= 0, "logprobs of {} among {}", chosen, z.size());
+  const float m = *std::max_element(z.begin(), z.end());
+  double sum = 0;
+  for (float v : z) sum += std::exp(static_cast<double>(v) - m);
+  const double lse = m + std::log(sum);
+  auto lp = [&](int32_t i) { return static_cast<float>(static_cast<double>(z[static_cast<size_t>(i)]) - lse); };
+  TokenLogprobs out;
+  out.id = chosen;
+  out.logprob = lp(chosen);
+  std::vector<int32_t> idx(z.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int32_t>(i);
+  const size_t n = std::min(idx.size(), static_cast<size_t>(k));
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<ptrdiff_t>(n), idx.end(), [&](int32_t a, int32_t b) {
+    return z[static_cast<size_t>(a)] > z[static_cast<size_t>(b)] || (z[static_cast<size_t>(a)] == z[static_cast<size_t>(b)] && a < b);
+  });
+  for (size_t i = 0; i < n; ++i) out.top.emplace_back(idx[i], lp(idx[i]));
+  return out;
+}
+
 int32_t argmax_first(std::span<const float> logits) {
   size_t best = 0;
   for (size_t i = 1; i < logits.size(); ++i)

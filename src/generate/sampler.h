@@ -16,6 +16,7 @@
 // process_logits check and throw Error); -inf entries are allowed (already filtered tokens).
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -73,6 +74,17 @@ void process_logits(std::span<float> logits /*(V)*/, std::span<const int32_t> co
 
 // First index of the largest value (torch.argmax); -inf everywhere gives 0.
 int32_t argmax_first(std::span<const float> logits /*(V)*/);
+
+// A chosen token's log-probability and the k most likely tokens', from log_softmax of the
+// raw logits (before repetition penalty, temperature or any warper: vLLM's default
+// logprobs_mode "raw_logprobs"). The sum is in double, so each value is good to float
+// rounding. top is ordered most likely first, ties by the lower id.
+struct TokenLogprobs {
+  int32_t id = 0;
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;  // (id, logprob), k entries (fewer when V < k)
+};
+TokenLogprobs token_logprobs(std::span<const float> raw_logits /*(V)*/, int32_t chosen, int k);
 
 class Sampler {
  public:

@@ -10,12 +10,9 @@ Tensor part(Tensor buf, int64_t rows, int64_t cols) {
   return Tensor(buf.data, buf.dtype, {rows, cols}, buf.device);
 }
 
-}  // namespace
-
-void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, const LoraWeights* lora,
-                    LoraSaved* saved, bool training) {
-  const bool bf16 = y.dtype == DType::BF16;
-  if (bf16 && !bias.empty()) {  // y = bf16(x·Wᵀ + b), one rounding as torch's addmm
+// y (N,O) = x·Wᵀ + b, the base projection every row shares.
+void base_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias) {
+  if (y.dtype == DType::BF16 && !bias.empty()) {  // y = bf16(x·Wᵀ + b), one rounding as torch's addmm
     be.scale(y, 0.f);
     be.add_bias(y, bias);
     be.matmul(y, x, false, W, true, 1.f, 1.f);
@@ -23,6 +20,27 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, cons
     be.matmul(y, x, false, W, true, 1.f, 0.f);
     if (!bias.empty()) be.add_bias(y, bias);
   }
+}
+
+// y (N,O) += s·((in·Aᵀ)·Bᵀ): the LoRA branch, the one place its arithmetic lives. xa (N, r) is
+// written (the backward reads it); branch (≥ N·O) is the bf16 runs' scratch for t.
+void add_branch(Backend& be, Tensor y, Tensor in, const LoraWeights& lora, Tensor xa, Tensor branch) {
+  be.matmul(xa, in, false, lora.A, true, 1.f, 0.f);  // (N, r)
+  if (y.dtype != DType::BF16) {
+    be.matmul(y, xa, false, lora.B, true, lora.scale, 1.f);  // y += s · xa·Bᵀ
+    return;
+  }
+  const Tensor t = part(branch, y.dim(0), y.dim(1));  // (N, O)
+  be.matmul(t, xa, false, lora.B, true, 1.f, 0.f);    // t = lora_B(xa)
+  be.scale(t, lora.scale);                            // · scaling
+  be.add(y, y, t);                                    // result + ...
+}
+
+}  // namespace
+
+void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, const LoraWeights* lora,
+                    LoraSaved* saved, bool training) {
+  base_forward(be, y, x, W, bias);
   if (lora == nullptr || lora->empty()) return;
   LF_CHECK(saved != nullptr && !saved->xa.empty(), "LoRA forward needs a saved xa buffer");
   Tensor in = x;
@@ -31,15 +49,21 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, cons
     be.dropout(saved->xdrop, x, lora->dropout, saved->dropout_seed);
     in = saved->xdrop;
   }
-  be.matmul(saved->xa, in, false, lora->A, true, 1.f, 0.f);  // (N, r)
-  if (!bf16) {
-    be.matmul(y, saved->xa, false, lora->B, true, lora->scale, 1.f);  // y += s · xa·Bᵀ
-    return;
+  add_branch(be, y, in, *lora, saved->xa, saved->branch);
+}
+
+void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, std::span<const LoraRows> groups,
+                    const LoraSaved& scratch) {
+  base_forward(be, y, x, W, bias);
+  int64_t prev_end = 0;
+  for (const LoraRows& g : groups) {
+    LF_CHECK(g.begin >= prev_end && g.begin < g.end && g.end <= y.dim(0), "LoRA row group [{}, {}) of {} rows",
+             g.begin, g.end, y.dim(0));
+    prev_end = g.end;
+    if (g.w == nullptr || g.w->empty()) continue;
+    const Tensor xa = part(scratch.xa, g.end - g.begin, g.w->A.dim(0));  // (rows, r) of this adapter's rank
+    add_branch(be, y.rows(g.begin, g.end), x.rows(g.begin, g.end), *g.w, xa, scratch.branch);
   }
-  const Tensor t = part(saved->branch, y.dim(0), y.dim(1));  // (N, O)
-  be.matmul(t, saved->xa, false, lora->B, true, 1.f, 0.f);    // t = lora_B(xa)
-  be.scale(t, lora->scale);                                   // · scaling
-  be.add(y, y, t);                                            // result + ...
 }
 
 void linear_backward(Backend& be, Tensor dx, Tensor dy, Tensor x, Tensor W, const LoraWeights* lora,

@@ -3,6 +3,7 @@
 // Layer code calls linear_forward for every projection, with or without an adapter.
 #pragma once
 #include <cstdint>
+#include <span>
 
 #include "backend/backend.h"
 
@@ -34,6 +35,20 @@ struct LoraSaved {
 // t = bf16(xa·bf16(B)ᵀ), u = bf16(t·s), y = bf16(y + u); saved->branch holds t and u.
 void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, const LoraWeights* lora,
                     LoraSaved* saved, bool training);
+
+// Rows [begin, end) of a batch and the adapter they decode with (null: the base model alone).
+struct LoraRows {
+  int64_t begin = 0, end = 0;
+  const LoraWeights* w = nullptr;
+};
+
+// Per-request adapters in one batched forward (inference; as punica / S-LoRA batch them):
+// y (N,O) = x·Wᵀ + b once for all N rows (the base GEMM is shared), then each group's rows get
+// their own adapter's branch, computed exactly as the single-adapter form above computes it
+// for those rows. Groups are ascending, disjoint row ranges; rows in none are base only.
+// scratch.xa holds ≥ rows·r and (bf16) scratch.branch ≥ rows·O elements for every group.
+void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, std::span<const LoraRows> groups,
+                    const LoraSaved& scratch);
 
 // Scratch the LoRA backward needs (from the caller's arena).
 struct LoraGradScratch {

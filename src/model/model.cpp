@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include "lora/lora_mix.h"
 #include "lora/lora_params.h"
 #include "util/error.h"
 #include "util/rng.h"
@@ -77,6 +78,16 @@ void Model::check_input(std::span<const int32_t> ids, int64_t T, const std::stri
 
 void Model::forward(ActivationArena& acts, const LoraParams* lora, bool training, KvCache* cache,
                     std::span<const KvRow> rows, Tensor seg, uint64_t dropout_seed) const {
+  run_layers(acts, lora, nullptr, training, cache, rows, seg, dropout_seed);
+}
+
+void Model::forward(ActivationArena& acts, const LoraMix& mix, KvCache& cache, std::span<const KvRow> rows) const {
+  LF_CHECK(!rows.empty(), "forward with per-row adapters needs KV rows");
+  run_layers(acts, nullptr, &mix, false, &cache, rows, Tensor(), 0);
+}
+
+void Model::run_layers(ActivationArena& acts, const LoraParams* lora, const LoraMix* mix, bool training,
+                       KvCache* cache, std::span<const KvRow> rows, Tensor seg, uint64_t dropout_seed) const {
   const int64_t N = acts.B() * acts.T();
   LF_CHECK(acts.act_dtype() == act_, "forward: a {} arena for a {} model", dtype_name(acts.act_dtype()),
            dtype_name(act_));
@@ -93,7 +104,7 @@ void Model::forward(ActivationArena& acts, const LoraParams* lora, bool training
     KvLayer kv = cache ? cache->layer(i) : KvLayer{};
     kv.rows = rows;
     layer_forward(i, acts.residual(i + 1), acts.residual(i), layer_acts(acts, i, dropout_seed), layer_lora(lora, i),
-                  acts.pos(), seg, training, cache ? &kv : nullptr);
+                  acts.pos(), seg, training, cache ? &kv : nullptr, mix);
   }
   if (cache && rows.empty()) cache->advance(acts.T());
   be_.rmsnorm_forward(acts.hidden(), acts.final_rstd(), acts.residual(cfg_.num_layers), weights_->final_norm(),
@@ -101,7 +112,7 @@ void Model::forward(ActivationArena& acts, const LoraParams* lora, bool training
 }
 
 void Model::layer_forward(int i, Tensor x_out, Tensor x_in, const LayerActs& a, const LayerLora& lora, Tensor pos,
-                          Tensor seg, bool training, const KvLayer* kv) const {
+                          Tensor seg, bool training, const KvLayer* kv, const LoraMix* mix) const {
   LF_CHECK(x_out.data != x_in.data, "layer_forward: x_out aliases x_in");
   const LayerWeights w = weights_->layer(i);
   const int64_t N = x_in.dim(0);
@@ -109,7 +120,10 @@ void Model::layer_forward(int i, Tensor x_out, Tensor x_in, const LayerActs& a, 
   std::array<LoraSaved, kNumProj> saved = a.lora;  // views; the trainer sets dropout seeds there
   auto linear = [&](Proj p, Tensor y, Tensor x, Tensor W, Tensor bias) {
     const auto k = static_cast<size_t>(p);
-    linear_forward(be_, y, x, W, bias, lora[k], &saved[k], training);
+    if (mix)
+      linear_forward(be_, y, x, W, bias, mix->rows(i, p), mix->scratch());
+    else
+      linear_forward(be_, y, x, W, bias, lora[k], &saved[k], training);
   };
 
   // attention block: h = x + o(attn(rope(q(n)), rope(k(n)), v(n))), n = rmsnorm(x); Qwen3

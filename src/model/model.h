@@ -25,6 +25,7 @@
 namespace lorafit {
 
 class LoraParams;
+class LoraMix;
 
 // The adapters of one layer's seven projections (Proj order); null = not adapted.
 using LayerLora = std::array<const LoraWeights*, kNumProj>;
@@ -71,18 +72,24 @@ class Model {
   void forward(ActivationArena& acts, const LoraParams* lora = nullptr, bool training = false,
                KvCache* cache = nullptr, std::span<const KvRow> rows = {}, Tensor seg = Tensor(),
                uint64_t dropout_seed = 0) const;
+  // Batched generation with per-row adapters (`lorafit serve`): as above with `rows`, each row
+  // adapted by the adapter of its LoraMix group (no dropout, no LoRA buffers in acts).
+  void forward(ActivationArena& acts, const LoraMix& mix, KvCache& cache, std::span<const KvRow> rows) const;
 
   // One decoder layer: x_out (N,C) = x_in + attn(...) + mlp(...), saving into `a`.
   // pos (N) I32 positions; seg (B,T) I32 or empty. x_out must not alias x_in.
   // kv non-null: k/v go into the cache at kv->p0.. and attention runs over the cache.
+  // mix non-null: per-row adapters (then `lora` is unused).
   void layer_forward(int i, Tensor x_out, Tensor x_in, const LayerActs& a, const LayerLora& lora, Tensor pos,
-                     Tensor seg, bool training, const KvLayer* kv = nullptr) const;
+                     Tensor seg, bool training, const KvLayer* kv = nullptr, const LoraMix* mix = nullptr) const;
 
   // logits (R, V) F32 = rows (R, C) · lm_headᵀ, for just the rows that are needed. BF16 rows:
   // the logits are rounded to bf16 (the bf16 lm_head output, then .float() as generate does).
   void logits(Tensor out, Tensor rows) const;
 
  private:
+  void run_layers(ActivationArena& acts, const LoraParams* lora, const LoraMix* mix, bool training, KvCache* cache,
+                  std::span<const KvRow> rows, Tensor seg, uint64_t dropout_seed) const;
   Backend& be_;
   fs::path dir_;
   DType act_;

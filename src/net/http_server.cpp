@@ -1,6 +1,12 @@
 #include "net/http_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cctype>
+#include <cerrno>
+#include <filesystem>
 
 #include "util/error.h"
 
@@ -13,7 +19,57 @@ std::string lower(std::string s) {
   return s;
 }
 
+// The numeric address and port of a socket's end, as httplib reports them in a Request.
+bool endpoint(int fd, bool peer, std::string& addr, int& port) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  auto* sa = reinterpret_cast<sockaddr*>(&ss);
+  if ((peer ? getpeername(fd, sa, &len) : getsockname(fd, sa, &len)) != 0) return false;
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+    port = ntohs(in->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* in = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &in->sin6_addr, buf, sizeof buf);
+    port = ntohs(in->sin6_port);
+  } else {
+    return false;
+  }
+  addr = buf;
+  return true;
+}
+
 }  // namespace
+
+ClientWatch::ClientWatch(const httplib::Request& req) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(e.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    std::string la, ra;
+    int lp = -1, rp = -1;
+    if (endpoint(fd, false, la, lp) && lp == req.local_port && endpoint(fd, true, ra, rp) &&
+        rp == req.remote_port && ra == req.remote_addr) {
+      fd_ = fd;
+      return;
+    }
+  }
+}
+
+bool ClientWatch::gone() const {
+  if (fd_ < 0) return false;
+  char c;
+  const ssize_t n = recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return false;  // the client sent more (a pipelined request): still there
+  if (n == 0) return true;  // end of file: it closed the connection
+  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;  // reset
+}
 
 void configure(httplib::Server& server, const HttpLimits& limits) {
   server.set_socket_options([](socket_t sock) {

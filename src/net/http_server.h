@@ -30,6 +30,20 @@ bool is_loopback(const std::string& host);
 int bind(httplib::Server& server, const std::string& host, int port, const std::string& port_flag,
          const std::string& host_flag);
 
+// The client of one request, to notice that it went away while its answer is computed
+// (httplib 0.11 does not say). Made in the handler's thread; the request's socket stays open
+// (and its fd ours) until the handler and its content provider return.
+class ClientWatch {
+ public:
+  explicit ClientWatch(const httplib::Request& req);  // finds the socket by its two addresses
+  // True once the client has closed or reset the connection (a peek reads end-of-file or an
+  // error). Never blocks. False when the socket could not be found.
+  bool gone() const;
+
+ private:
+  int fd_ = -1;
+};
+
 // "http://127.0.0.1:7860/" (0.0.0.0 and :: shown as 127.0.0.1, IPv6 in brackets).
 std::string url(const std::string& host, int port);
 

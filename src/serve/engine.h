@@ -4,8 +4,8 @@
 // can no longer match), and leave when they stop; a cancelled Job (client gone) frees its
 // slot at the next step.
 //
-// Each served model (the base, each adapter) has its own BatchGenerator; requests for one of
-// them decode together in one forward per step, and the generators take steps in turn.
+// One BatchGenerator serves the base model and every adapter: rows of different adapters (or
+// none) decode together in one forward per step (per-row adapters at the LoRA seam).
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -32,9 +32,11 @@ struct Job {
   const LoraParams* lora = nullptr;  // null: the base model
   std::vector<std::string> stop;     // stop strings (not part of the output)
   std::vector<int32_t> stop_ids;     // stop token ids (their text is not part of the output)
-  std::atomic<bool> cancelled{false};
+  std::atomic<bool> cancelled{false};  // set through Engine::cancel
 
   std::string text;        // the output so far (stop string cut off)
+  std::vector<TokenLogprobs> logprobs;  // per generated token when settings.logprobs ≥ 0
+  std::vector<size_t> token_end;        // bytes of text once each of those tokens was added
   size_t ready = 0;        // bytes of text that may be sent: whole characters no stop can change
   bool done = false;
   std::string finish_reason;           // "stop" or "length"
@@ -42,6 +44,7 @@ struct Job {
   int64_t prompt_tokens = 0, completion_tokens = 0;
   double ttft_s = 0;                   // time to the first token
   std::string error;                   // the engine refused it (then done)
+  bool running = false;                // has its first token (counted in running, not waiting)
 };
 
 struct EngineStats {
@@ -63,8 +66,11 @@ class Engine {
 
   // Queues a job; false when the queue is full (the caller answers 503).
   bool submit(const std::shared_ptr<Job>& job);
-  // Waits until the job has more ready text than `sent` bytes, or is done; returns done.
-  bool wait(const Job& job, size_t sent);
+  // Waits until the job has more ready text than `sent` bytes, or is done, or `timeout_s`
+  // passed (the caller checks its client meanwhile); returns done.
+  bool wait(const Job& job, size_t sent, double timeout_s = 1e9);
+  // The client is gone: the job leaves the batch (or the queue) at the next step.
+  void cancel(Job& job);
   // Copies of a job's fields, taken under the lock.
   template <class F>
   auto with_lock(F&& f) {
@@ -76,7 +82,9 @@ class Engine {
 
  private:
   void loop();
-  BatchGenerator& generator(const LoraParams* lora);
+  void admit(std::vector<std::shared_ptr<Job>>& fresh);
+  bool on_token(int64_t id, int32_t token, const TokenLogprobs* lp);  // under mu_
+  void finish(BatchGenerator::Finished& f);   // under mu_
 
   const Model& model_;
   const Tokenizer& tok_;
@@ -87,11 +95,12 @@ class Engine {
   bool stopping_ = false;
   EngineStats stats_;
   // engine thread only:
-  std::map<const LoraParams*, std::unique_ptr<BatchGenerator>> gens_;
+  BatchGenerator gen_;
   std::map<int64_t, std::shared_ptr<Job>> jobs_;
   std::map<int64_t, std::unique_ptr<StreamDecoder>> decoders_;
   std::map<int64_t, std::chrono::steady_clock::time_point> started_;
   int64_t next_id_ = 0;
+  bool cancels_ = false;  // some job was cancelled since the last step (under mu_)
   std::thread thread_;
 };
 

@@ -225,8 +225,16 @@ CompletionRequest parse_completion_request(std::string_view text, bool chat) {
   require_default(body, "presence_penalty", 0, "use repetition_penalty");
   require_default(body, "echo", false, "the prompt is not echoed");
   require_default(body, "suffix", "", "lorafit does not fill in the middle");
-  require_default(body, "logprobs", chat ? ordered_json(false) : ordered_json(0), "logprobs are not served yet");
-  require_default(body, "top_logprobs", 0, "logprobs are not served yet");
+  if (chat) {  // logprobs: bool, top_logprobs: 0..20 (vLLM refuses top_logprobs without logprobs)
+    const ordered_json* lp = field(body, "logprobs");
+    const ordered_json* top = field(body, "top_logprobs");
+    const bool want = lp && boolean(*lp, "logprobs");
+    const int k = top ? static_cast<int>(integer(*top, "top_logprobs", 0, kMaxTopLogprobs)) : 0;
+    if (k > 0 && !want) throw bad("top_logprobs", "when using top_logprobs, logprobs must be set to true");
+    if (want) r.logprobs = k;
+  } else if (const ordered_json* lp = field(body, "logprobs")) {
+    r.logprobs = static_cast<int>(integer(*lp, "logprobs", 0, kMaxTopLogprobs));
+  }
   require_default(body, "tools", ordered_json::array(), "tool calls are not served");
   require_default(body, "tool_choice", "none", "tool calls are not served");
   if (const ordered_json* v = field(body, "logit_bias"); v && !(v->is_object() && v->empty()))

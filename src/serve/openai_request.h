@@ -44,11 +44,14 @@ struct CompletionRequest {
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
   bool stream = false, include_usage = false;
+  // -1: no logprobs; k ≥ 0: each token's logprob and the k most likely (chat: logprobs true +
+  // top_logprobs k; completions: logprobs k).
+  int logprobs = -1;
 };
 
 // Parses and checks a body (chat: /v1/chat/completions). Throws ApiError 400 naming the field
 // for malformed JSON, a wrong type, a value out of range, an unknown field, or a feature
-// lorafit does not serve (n > 1, logprobs, tools, ...).
+// lorafit does not serve (n > 1, tools, ...).
 CompletionRequest parse_completion_request(std::string_view body, bool chat);
 
 }  // namespace lorafit::serve

@@ -20,6 +20,9 @@ int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// How often a waiting handler looks whether its client is still there (seconds).
+constexpr double kWatchS = 0.05;
+
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 void send_error(httplib::Response& res, const ApiError& e) {
@@ -159,6 +162,7 @@ struct Server::Impl {
     }
     s.seed = r.seed ? *r.seed : std::random_device{}();
     if (r.ignore_eos) s.eos_ids.clear();
+    s.logprobs = r.logprobs;
     job->settings = s;
     job->stop = r.stop;
     job->stop_ids = r.stop_token_ids;
@@ -171,7 +175,50 @@ struct Server::Impl {
             {"total_tokens", j.prompt_tokens + j.completion_tokens}};
   }
 
-  json choice(bool chat, const std::string& text, const json& finish, const json& stop_reason, bool delta, bool first) {
+  // Logprobs of tokens [from, to) of a job, in the shape of the endpoint: chat's
+  // {"content": [{token, logprob, bytes, top_logprobs}]} or the completions' legacy
+  // {tokens, token_logprobs, top_logprobs, text_offset}; offset counts the characters of the
+  // token strings before `from` (text_offset). A token is its text alone, special tokens
+  // spelled out; bytes are its raw UTF-8 bytes (whole characters may span tokens).
+  json logprobs_json(bool chat, const std::vector<TokenLogprobs>& lps, size_t from, size_t to, int64_t& offset) {
+    const Tokenizer& tok = *inf->tokenizer();
+    auto text = [&](int32_t id) { return tok.decode(std::span(&id, 1), false); };
+    auto bytes = [&](int32_t id) {
+      json b = json::array();
+      for (unsigned char c : tok.decode_bytes(std::span(&id, 1), false)) b.push_back(c);
+      return b;
+    };
+    auto value = [](float lp) { return std::max(lp, -9999.f); };  // as vLLM: no -inf in JSON
+    if (chat) {
+      json content = json::array();
+      for (size_t i = from; i < to; ++i) {
+        json top = json::array();
+        for (const auto& [id, lp] : lps[i].top)
+          top.push_back({{"token", text(id)}, {"logprob", value(lp)}, {"bytes", bytes(id)}});
+        content.push_back({{"token", text(lps[i].id)}, {"logprob", value(lps[i].logprob)}, {"bytes", bytes(lps[i].id)},
+                           {"top_logprobs", top}});
+      }
+      return {{"content", content}};
+    }
+    json tokens = json::array(), token_lps = json::array(), tops = json::array(), offsets = json::array();
+    for (size_t i = from; i < to; ++i) {
+      const std::string t = text(lps[i].id);
+      tokens.push_back(t);
+      token_lps.push_back(value(lps[i].logprob));
+      json top = json::object();  // the chosen token and the k most likely, as vLLM lists them
+      top[t] = value(lps[i].logprob);
+      for (const auto& [id, lp] : lps[i].top) top[text(id)] = value(lp);
+      tops.push_back(top);
+      offsets.push_back(offset);
+      offset += static_cast<int64_t>(std::count_if(t.begin(), t.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;  // characters, as Python's len
+      }));
+    }
+    return {{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+  }
+
+  json choice(bool chat, const std::string& text, const json& finish, const json& stop_reason, bool delta, bool first,
+              json logprobs = nullptr) {
     json c = {{"index", 0}};
     if (chat) {
       if (!delta) c["message"] = {{"role", "assistant"}, {"content", text}};
@@ -181,7 +228,7 @@ struct Server::Impl {
     } else {
       c["text"] = text;
     }
-    c["logprobs"] = nullptr;
+    c["logprobs"] = std::move(logprobs);
     c["finish_reason"] = finish;
     c["stop_reason"] = stop_reason;
     return c;
@@ -197,24 +244,32 @@ struct Server::Impl {
     }
     const std::string id = fmt::format("{}-{:016x}", chat ? "chatcmpl" : "cmpl", next_id++);
     const char* object = chat ? "chat.completion" : "text_completion";
+    auto watch = std::make_shared<net::ClientWatch>(req);
     if (!r.stream) {
-      while (!engine->wait(*job, job->ready)) {
-      }
+      while (!engine->wait(*job, std::string::npos, kWatchS))
+        if (watch->gone()) {  // nobody to answer: free the slot, skip the response
+          engine->cancel(*job);
+          return;
+        }
       const json out = engine->with_lock([&] {
         if (!job->error.empty()) throw ApiError(400, job->error);
+        int64_t offset = 0;
+        json lp = r.logprobs >= 0 ? logprobs_json(chat, job->logprobs, 0, job->logprobs.size(), offset) : json();
         return json{{"id", id}, {"object", object}, {"created", now_s()}, {"model", model_name},
-                    {"choices", json::array({choice(chat, job->text, job->finish_reason, job->stop_reason, false, false)})},
+                    {"choices", json::array({choice(chat, job->text, job->finish_reason, job->stop_reason, false, false,
+                                                    std::move(lp))})},
                     {"usage", usage(*job)}};
       });
       res.set_content(dump(out), "application/json");
       return;
     }
     const char* chunk_object = chat ? "chat.completion.chunk" : "text_completion";
-    const bool include_usage = r.include_usage;
+    const bool include_usage = r.include_usage, with_logprobs = r.logprobs >= 0;
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, job, id, chat, chunk_object, model_name, include_usage](size_t, httplib::DataSink& sink) {
+        [this, job, watch, id, chat, chunk_object, model_name, include_usage, with_logprobs](size_t,
+                                                                                             httplib::DataSink& sink) {
           const int64_t t = now_s();
           auto send = [&](const json& j) {
             const std::string line = "data: " + dump(j) + "\n\n";
@@ -224,25 +279,33 @@ struct Server::Impl {
             return json{{"id", id}, {"object", chunk_object}, {"created", t}, {"model", model_name},
                         {"choices", json::array({c})}};
           };
-          size_t sent = 0;
+          size_t sent = 0, sent_lp = 0;  // bytes of text, logprob entries
+          int64_t offset = 0;
           bool first = true;
           if (chat && !send(chunk(choice(true, "", nullptr, nullptr, true, true)))) {
-            job->cancelled = true;
+            engine->cancel(*job);
             return false;
           }
           first = false;
           while (true) {
-            const bool done = engine->wait(*job, sent);
+            const bool done = engine->wait(*job, sent, kWatchS);
             std::string piece, error;
-            json finish, stop_reason, use;
+            json finish, stop_reason, use, lp, last_lp;
             engine->with_lock([&] {
               piece = job->text.substr(sent, job->ready - sent);
               sent = job->ready;
               error = job->error;
+              if (with_logprobs && !piece.empty()) {  // the tokens whose text this piece completes
+                size_t n = sent_lp;
+                while (n < job->token_end.size() && job->token_end[n] <= sent) ++n;
+                lp = logprobs_json(chat, job->logprobs, sent_lp, n, offset);
+                sent_lp = n;
+              }
               if (done) {
                 finish = job->finish_reason;
                 stop_reason = job->stop_reason;
                 use = usage(*job);
+                if (with_logprobs) last_lp = logprobs_json(chat, job->logprobs, sent_lp, job->logprobs.size(), offset);
               }
               return 0;
             });
@@ -251,12 +314,14 @@ struct Server::Impl {
               sink.write(line.data(), line.size());
               break;
             }
-            if (!piece.empty() && !send(chunk(choice(chat, piece, nullptr, nullptr, true, first)))) {
-              job->cancelled = true;  // the client is gone: its slot frees at the next step
+            const bool gone = piece.empty() ? !done && watch->gone()
+                                            : !send(chunk(choice(chat, piece, nullptr, nullptr, true, first, lp)));
+            if (gone) {
+              engine->cancel(*job);  // the client is gone: its slot frees at the next step
               return false;
             }
             if (done) {
-              if (!send(chunk(choice(chat, "", finish, stop_reason, true, false)))) return false;
+              if (!send(chunk(choice(chat, "", finish, stop_reason, true, false, last_lp)))) return false;
               if (include_usage &&
                   !send({{"id", id}, {"object", chunk_object}, {"created", t}, {"model", model_name},
                          {"choices", json::array()}, {"usage", use}}))
@@ -269,8 +334,8 @@ struct Server::Impl {
           sink.done();
           return true;
         },
-        [job](bool success) {
-          if (!success) job->cancelled = true;
+        [this, job](bool success) {
+          if (!success) engine->cancel(*job);
         });
   }
 
