@@ -2,8 +2,11 @@
 (tests/cli/serve.sh starts the server and writes the reference answers into TMP).
 Usage: serve_check.py URL API_KEY TMP"""
 import json
+import os
+import socket
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -29,8 +32,9 @@ def call(path, body=None, key=KEY, raw=None):
         return status, text, headers
 
 
-def stream(path, body):
-    """(text, finish_reason, usage or None, chunk count) of a streamed request."""
+def stream(path, body, logprobs=None):
+    """(text, finish_reason, usage or None, chunk count) of a streamed request; each chunk's
+    logprobs are appended to `logprobs` when given."""
     body = dict(body, stream=True)
     req = urllib.request.Request(URL + path, data=json.dumps(body).encode(), method="POST")
     req.add_header("Content-Type", "application/json")
@@ -55,6 +59,8 @@ def stream(path, body):
             ch = c["choices"][0]
             text += ch["delta"].get("content", "") if "delta" in ch else ch["text"]
             finish = ch["finish_reason"] or finish
+            if logprobs is not None and ch["logprobs"] is not None:
+                logprobs.append(ch["logprobs"])
             n += 1
     assert done, "no data: [DONE]"
     return text, finish, usage, n
@@ -181,6 +187,108 @@ for t in threads:
 for t in threads:
     t.join()
 assert not errors, errors
+
+# 10. logprobs. Completions (legacy shape) against transformers' log_softmax of the raw logits
+#     (tests/fixtures/serve/logprobs.json, tools/golden/make_serve_fixtures.py), greedy. Bound:
+#     both run the fp32 forward of the same weights; the logits differ by summation order only
+#     (≲ 1e-6 relative over K ≤ 1024 terms, |logit| < 30), so a logprob (a logit minus the
+#     log-sum-exp) is within 1e-4.
+FIX = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "serve",
+                                  "logprobs.json")))
+for case in FIX:
+    name = "stories" if case["model"] == "base" else case["model"]
+    s, r, _ = call("/v1/completions", {"model": name, "prompt": case["prompt_ids"], "temperature": 0,
+                                       "max_tokens": len(case["steps"]), "logprobs": 5})
+    assert s == 200, r
+    lp = r["choices"][0]["logprobs"]
+    assert set(lp) == {"tokens", "token_logprobs", "top_logprobs", "text_offset"}, lp
+    assert len(lp["tokens"]) == len(case["steps"]) == r["usage"]["completion_tokens"], (lp, r["usage"])
+    for i, step in enumerate(case["steps"]):
+        assert abs(lp["token_logprobs"][i] - step["logprob"]) < 1e-4, (name, i, lp["token_logprobs"][i], step)
+        got = sorted(lp["top_logprobs"][i].values(), reverse=True)
+        want = [v for _, v in step["top"]]
+        assert len(got) == 5 and all(abs(a - b) < 1e-4 for a, b in zip(got, want)), (name, i, got, want)
+        assert lp["top_logprobs"][i][lp["tokens"][i]] == lp["token_logprobs"][i], (i, lp)
+    assert lp["text_offset"][0] == 0 and lp["text_offset"] == sorted(lp["text_offset"]), lp
+    # the same request streamed: the chunks' logprobs concatenate to the non-streamed ones
+    chunks = []
+    stream("/v1/completions", {"model": name, "prompt": case["prompt_ids"], "temperature": 0,
+                               "max_tokens": len(case["steps"]), "logprobs": 5}, chunks)
+    joined = {k: sum((c[k] for c in chunks), []) for k in lp}
+    assert joined == lp, (joined, lp)
+
+# Chat: choices[].logprobs.content[] with token, logprob, bytes, top_logprobs (k, most likely
+# first, the chosen one first under greedy), one entry per completion token; streamed ==
+# non-streamed. (The values come from the same per-token record as the completions' above.)
+s, r, _ = chat("a1", logprobs=True, top_logprobs=3)
+assert s == 200, r
+content = r["choices"][0]["logprobs"]["content"]
+assert len(content) == r["usage"]["completion_tokens"], (content, r["usage"])
+for e in content:
+    assert set(e) == {"token", "logprob", "bytes", "top_logprobs"}, e
+    assert len(e["top_logprobs"]) == 3 and e["top_logprobs"][0]["logprob"] == e["logprob"], e  # greedy: the top one
+    assert [t["logprob"] for t in e["top_logprobs"]] == sorted((t["logprob"] for t in e["top_logprobs"]), reverse=True)
+    if e["token"].isascii() and e["token"] != "\ufffd":
+        assert e["bytes"] == list(e["token"].encode()), e
+chunks = []
+stream("/v1/chat/completions", {"model": "a1", "messages": MSGS, "temperature": 0, "max_tokens": 24,
+                                "logprobs": True, "top_logprobs": 3}, chunks)
+assert sum((c["content"] for c in chunks), []) == content, chunks
+s, r, _ = chat("a1", logprobs=True)
+assert all(e["top_logprobs"] == [] for e in r["choices"][0]["logprobs"]["content"]), r
+s, r, _ = chat("a1")
+assert r["choices"][0]["logprobs"] is None, r
+expect_error(*chat("stories", logprobs=True, top_logprobs=21)[:2], 400, "top_logprobs", "top_logprobs 21")
+expect_error(*chat("stories", top_logprobs=2)[:2], 400, "top_logprobs", "top_logprobs without logprobs")
+expect_error(*call("/v1/completions", {"model": "stories", "prompt": "x", "logprobs": 21})[:2], 400, "logprobs",
+             "logprobs 21")
+
+
+# 11. disconnects: a streaming client that reads one chunk and closes, and a non-streaming one
+#     that closes right after sending, each free their slot: /metrics shows nothing running or
+#     waiting soon after, far fewer tokens were generated than asked (500 each, ignore_eos), and
+#     a client served meanwhile gets its answer.
+def metric(name):
+    _, text, _ = call("/metrics", key=None)
+    return [float(l.split()[1]) for l in text.splitlines() if l.startswith(name + " ")][0]
+
+
+def raw_request(body):
+    host, port = URL.split("//")[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    data = json.dumps(body).encode()
+    sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+    return sock
+
+
+def wait_idle():
+    for _ in range(200):
+        if metric("lorafit_requests_running") == 0 and metric("lorafit_requests_waiting") == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("a disconnected client's request still runs")
+
+
+long_body = {"model": "a2", "prompt": "Once upon a time", "temperature": 0, "max_tokens": 500, "ignore_eos": True}
+for streaming in (True, False):
+    before = metric("lorafit_generation_tokens_total")
+    sock = raw_request(dict(long_body, stream=True) if streaming else long_body)
+    if streaming:
+        got = b""
+        while b"data: " not in got:
+            got += sock.recv(4096)
+    sock.close()
+    s, r, _ = chat("a1")  # served while (or after) the other is dropped
+    assert s == 200 and r["choices"][0]["message"]["content"] == answers["a1"], r
+    wait_idle()
+    spent = metric("lorafit_generation_tokens_total") - before - r["usage"]["completion_tokens"]
+    assert spent < 400, f"streaming={streaming}: {spent} tokens generated for a client that left"
+    print(f"disconnect (streaming={streaming}): {spent:.0f} of 500 tokens generated")
+
+# 12. max_completion_tokens (chat) is max_tokens' newer name.
+s, r, _ = chat("stories", max_tokens=None, max_completion_tokens=5)
+assert s == 200 and r["usage"]["completion_tokens"] == 5 and r["choices"][0]["finish_reason"] == "length", r
 
 # 9. metrics: Prometheus text with the counters moving.
 s, text, _ = call("/metrics", key=None)
