@@ -25,15 +25,27 @@ std::vector<float> host_logits(const Model& m, Tensor rows) {
   return host;
 }
 
+// The generator's one table; no LoRA buffers: every forward takes its adapters from the LoraMix.
+std::unique_ptr<ActivationArena> make_arena(const Model& m, int64_t slots, int64_t capacity, int64_t chunk) {
+  LF_CHECK(slots > 0 && chunk > 0 && capacity > 0 && capacity <= context_length(m.config()),
+           "{} slots, cache of {} (the context is {})", slots, capacity, context_length(m.config()));
+  ArenaSpec spec;
+  spec.T = std::max(slots, std::min(capacity, chunk));  // one layer set: inference
+  spec.act = m.act_dtype();
+  spec.kv_rows = slots;
+  spec.kv_capacity = capacity;
+  return std::make_unique<ActivationArena>(m.backend(), m.config(), spec);
+}
+
 }  // namespace
 
-BatchGenerator::BatchGenerator(const Model& model, int64_t slots, int64_t capacity, const LoraParams* lora)
+BatchGenerator::BatchGenerator(const Model& model, int64_t slots, int64_t capacity, const LoraParams* lora,
+                               int64_t prefill_chunk)
     : model_(model),
       lora_(lora),
-      cache_(model.backend(), model.config(), slots, capacity, model.act_dtype()),
+      arena_(make_arena(model, slots, capacity, prefill_chunk)),
+      cache_(*arena_),
       mix_(model.backend(), model.config().num_layers, model.act_dtype()) {
-  LF_CHECK(capacity <= context_length(model.config()), "cache of {} beyond the context {}", capacity,
-           context_length(model.config()));
   for (int64_t s = slots; s-- > 0;) free_slots_.push_back(s);  // slot 0 first
 }
 
@@ -91,9 +103,8 @@ void BatchGenerator::drop_cancelled(std::vector<Finished>& done) {
 }
 
 ActivationArena& BatchGenerator::step_arena(int64_t B) {
-  auto& a = step_arenas_[B];
-  if (!a) a = std::make_unique<ActivationArena>(model_.backend(), model_.config(), B, 1, 1, nullptr, false, model_.act_dtype());
-  return *a;
+  arena_->reshape(B, 1);
+  return *arena_;
 }
 
 bool BatchGenerator::choose(Row& row, std::span<float> logits, const TokenFn& on_token) {
@@ -125,15 +136,22 @@ bool BatchGenerator::choose(Row& row, std::span<float> logits, const TokenFn& on
 void BatchGenerator::prefill(Pending p, int64_t slot, const TokenFn& on_token, std::vector<Finished>& done) {
   const auto t0 = Clock::now();
   const int64_t P = static_cast<int64_t>(p.prompt.size());
-  ActivationArena acts(model_.backend(), model_.config(), 1, P, 1, p.lora, false,
-                       model_.act_dtype());  // one layer set: inference
-  std::vector<int32_t> pos(static_cast<size_t>(P)), seg(static_cast<size_t>(P), 0);
-  for (int64_t t = 0; t < P; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
-  acts.set_tokens(p.prompt, pos, seg);
-  const KvRow kr{slot, 0};
-  model_.forward(acts, p.lora, false, &cache_, std::span(&kr, 1));
+  // The prompt in chunks of the arena's rows, each after the ones before it in the slot's cache.
+  int64_t n = 0;
+  for (int64_t c0 = 0; c0 < P; c0 += n) {
+    n = std::min(arena_->capacity(), P - c0);
+    arena_->reshape(1, n);
+    std::vector<int32_t> ids(p.prompt.begin() + c0, p.prompt.begin() + c0 + n), pos(static_cast<size_t>(n)),
+        seg(static_cast<size_t>(n), 0);
+    for (int64_t t = 0; t < n; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(c0 + t);
+    arena_->set_tokens(ids, pos, seg);
+    const LoraRowGroup all{0, n, p.lora};
+    mix_.set(std::span(&all, 1));
+    const KvRow kr{slot, c0};
+    model_.forward(*arena_, mix_, cache_, std::span(&kr, 1));
+  }
   cache_.set_row_length(slot, P);
-  std::vector<float> logits = host_logits(model_, acts.hidden().rows(P - 1, P));
+  std::vector<float> logits = host_logits(model_, arena_->hidden().rows(n - 1, n));
 
   Row row;
   row.id = p.id;

@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <span>
 #include <vector>
@@ -31,7 +30,9 @@ class BatchGenerator {
   // `slots` rows of `capacity` positions each (prompt + generated, ≤ context_length()).
   // `lora` (may be null) is the adapter of requests submitted without one; adapters must
   // outlive the generator.
-  BatchGenerator(const Model& model, int64_t slots, int64_t capacity, const LoraParams* lora = nullptr);
+  // `prefill_chunk`: the most prompt tokens run at once (Generator::kPrefillChunk).
+  BatchGenerator(const Model& model, int64_t slots, int64_t capacity, const LoraParams* lora = nullptr,
+                 int64_t prefill_chunk = Generator::kPrefillChunk);
   ~BatchGenerator();
 
   int64_t slots() const { return cache_.B(); }
@@ -48,6 +49,7 @@ class BatchGenerator {
   // finished with StopReason::Interrupted. False when `id` is neither queued nor running.
   bool cancel(int64_t id);
   bool idle() const { return queue_.empty() && active_.empty(); }
+  const ActivationArena& arena() const { return *arena_; }  // activations and KV cache: one table
 
   struct Finished {
     int64_t id;
@@ -90,17 +92,20 @@ class BatchGenerator {
   // Chooses the row's next token from its raw logits (modified) and records it; true when the
   // row stops (its result is then complete).
   bool choose(Row& row, std::span<float> logits, const TokenFn& on_token);
+  // The arena viewed as (B, 1) for a decode step of B rows.
   ActivationArena& step_arena(int64_t B);
   void drop_cancelled(std::vector<Finished>& done);
 
   const Model& model_;
   const LoraParams* lora_;
-  KvCache cache_;
+  // One table, one allocation: activations of max(slots, prefill chunk) rows — (B, 1) views for
+  // decode steps, (1, T) for prompt chunks — and the KV cache (slots, capacity) of every layer.
+  std::unique_ptr<ActivationArena> arena_;
+  KvCache cache_;  // views into arena_
   std::deque<Pending> queue_;
   std::vector<Row> active_;
   std::vector<int64_t> free_slots_;
   LoraMix mix_;  // the step's rows grouped by adapter
-  std::map<int64_t, std::unique_ptr<ActivationArena>> step_arenas_;  // by B, T = 1; no LoRA buffers (mix_ has them)
 };
 
 }  // namespace lorafit

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "backend/backend.h"
+#include "generate/batch_generate.h"
 #include "generate/generate.h"
 #include "kv_bound.h"
 
@@ -42,6 +43,32 @@ TEST(GeneratePrefill, ChunksThroughTheCacheFromOneTable) {
   whole.reset();
   chunked.reset();
   EXPECT_EQ(chunked.generate(ids, s).ids, whole.generate(ids, s).ids);
+}
+
+// The batched generator (eval, serve) the same way: its one table holds the step/prompt rows
+// and the cache of every slot; prompts longer than the rows are prefilled in chunks, and greedy
+// ids equal the one-chunk Generator's for rows decoding together.
+TEST(GeneratePrefill, BatchedChunksEqualGenerator) {
+  auto be = make_backend("cpu");
+  const Model m(*be, fs::path(LORAFIT_TEST_DATA) / "stories260K");
+  const int64_t V = m.config().vocab_size, cap = 48;
+  std::mt19937 rng(5);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int64_t P : {29, 7, 18}) {
+    prompts.emplace_back(static_cast<size_t>(P));
+    for (auto& id : prompts.back()) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(V));
+  }
+  GenerateSettings s;
+  s.max_new_tokens = 8;
+  BatchGenerator bg(m, 3, cap, nullptr, 6);
+  EXPECT_EQ(bg.arena().capacity(), 6);
+  EXPECT_TRUE(bg.arena().has("kv.0.k"));
+  const std::vector<GenerateResult> got = bg.generate_all(prompts, s);
+  Generator g(m, cap);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    g.reset();
+    EXPECT_EQ(got[i].ids, g.generate(prompts[i], s).ids) << "prompt " << i;
+  }
 }
 
 }  // namespace
