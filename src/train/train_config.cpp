@@ -231,8 +231,16 @@ TrainSettings parse_train_args(const std::vector<std::string>& args, const std::
   std::string config;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
+    // `lorafit train recipe.yaml`, as `llamafactory-cli train recipe.yaml`: the first argument
+    // may be the config file itself.
+    const bool yaml_name = a.ends_with(".yaml") || a.ends_with(".yml");
+    if (i == 0 && yaml_name) {
+      config = a;
+      continue;
+    }
     if (a.rfind("--", 0) != 0)
-      throw Error("unexpected argument \"{}\"; settings are written --key value (e.g. --lora_r 64)", a);
+      throw Error("unexpected argument \"{}\"; settings are written --key value (e.g. --lora_r 64){}", a,
+                  yaml_name ? "; give a config file first or as --config FILE.yaml" : "");
     std::string key = a.substr(2), value;
     const size_t eq = key.find('=');
     bool have_value = false;
@@ -258,6 +266,8 @@ TrainSettings parse_train_args(const std::vector<std::string>& args, const std::
         value = args[++i];
       }
     }
+    if (ck == "config" && !config.empty() && config != value)
+      throw Error("--config {}: a config file was already given ({}); give one", value, config);
     if (ck == "config")
       config = value;
     else

@@ -52,6 +52,32 @@ TEST(TrainConfig, FlagsWinOverYamlWhereverConfigAppears) {
   fs::remove(y);
 }
 
+// `lorafit train recipe.yaml` as `llamafactory-cli train recipe.yaml`: the first argument may be
+// the config file; flags still win; anything else positional is refused by name.
+TEST(TrainConfig, ConfigFileAsFirstArgument) {
+  const fs::path y = fs::temp_directory_path() / "lorafit_test_cfg_pos.yaml";
+  write_file_atomic(y, "lora_r: 16\nlearning_rate: 3e-4\n");
+  const TrainSettings s = parse_train_args({y.string(), "--lora_r", "4"});
+  EXPECT_EQ(s.lora_r, 4);
+  EXPECT_DOUBLE_EQ(s.learning_rate, 3e-4);
+  try {
+    parse_train_args({"--lora_r", "4", y.string()});
+    ADD_FAILURE() << "a config file after a flag was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "unexpected argument \"" + y.string() +
+                                         "\"; settings are written --key value (e.g. --lora_r 64); give a config "
+                                         "file first or as --config FILE.yaml");
+  }
+  try {
+    parse_train_args({y.string(), "--config", "other.yaml"});
+    ADD_FAILURE() << "two config files were accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "--config other.yaml: a config file was already given (" + y.string() +
+                                         "); give one");
+  }
+  fs::remove(y);
+}
+
 TEST(TrainConfig, EveryKeyIsAFlagAndRoundTripsThroughYaml) {
   TrainSettings s;
   s.system = "sys: \"quoted\"";
