@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "formats/quant4.h"
 #include "formats/rope.h"
 #include "tensor/tensor.h"
 
@@ -43,6 +44,7 @@ enum class Op {
   KvCacheWrite,
   AttentionDecode,
   Convert,
+  Dequantize4bit,
 };
 
 struct AdamWParams {
@@ -71,6 +73,13 @@ class Backend {
   // out = in converted to out's dtype (F32 or BF16; in F32, BF16 or F16), rounding to nearest
   // even; same numel. A same-dtype convert is a copy.
   virtual void convert(Tensor out, Tensor in) = 0;
+
+  // out (O,I) F32 or BF16 = the 4-bit weight w (formats/quant4.h) dequantized as bitsandbytes'
+  // dequantize_4bit: code4[q]·absmax of its 64-block in fp32 (a nested absmax is first
+  // code8[q8]·nested_absmax + offset in fp32), rounded once to out's dtype. The quantized
+  // linears of a QLoRA run dequantize each layer into such a scratch before their GEMMs.
+  // supports(Op::Dequantize4bit, out dtype, DType::U8).
+  virtual void dequantize_4bit(Tensor out, const Quant4View& w) = 0;
 
   // ---- forward ops ----
   // out (N,C) = table[ids] ; ids (N) I32, table (V,C)

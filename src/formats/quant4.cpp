@@ -280,10 +280,14 @@ float quant4_block_absmax(const Quant4View& w, int64_t b) {
 void dequantize_4bit_ref(Tensor out, const Quant4View& w) {
   LF_CHECK(out.numel() == w.numel() && (out.dtype == DType::F32 || out.dtype == DType::BF16),
            "dequantize_4bit: {} {} for a {}x{} weight", dtype_name(out.dtype), out.shape_str(), w.rows, w.cols);
+  dequantize_4bit_blocks(out, w, 0, (w.numel() + kQuant4Block - 1) / kQuant4Block);
+}
+
+void dequantize_4bit_blocks(Tensor out, const Quant4View& w, int64_t b0, int64_t b1) {
   const uint8_t* p = w.packed.as<const uint8_t>();
   const float* code = w.code4.as<const float>();
   const int64_t n = w.numel();
-  for (int64_t b = 0; b * kQuant4Block < n; ++b) {
+  for (int64_t b = b0; b < b1; ++b) {
     const float scale = quant4_block_absmax(w, b);
     for (int64_t i = b * kQuant4Block; i < std::min(n, (b + 1) * kQuant4Block); ++i) {
       const uint8_t byte = p[i / 2];

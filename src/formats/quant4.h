@@ -85,5 +85,7 @@ float quant4_block_absmax(const Quant4View& w, int64_t b);
 // out (rows, cols) F32 or BF16 = code4[q_i] · absmax(i / 64) in fp32, one rounding to out's
 // dtype: the CPU reference of Backend::dequantize_4bit (CPU views only).
 void dequantize_4bit_ref(Tensor out, const Quant4View& w);
+// The same for blocks [b0, b1) only (elements [64·b0, min(n, 64·b1))), for parallel loops.
+void dequantize_4bit_blocks(Tensor out, const Quant4View& w, int64_t b0, int64_t b1);
 
 }  // namespace lorafit

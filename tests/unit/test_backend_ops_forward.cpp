@@ -378,6 +378,43 @@ TEST_P(ForwardOps, Dropout) {
   EXPECT_TRUE(out.guards_intact() && out2.guards_intact());
 }
 
+// dequantize_4bit: NF4/FP4, plain and nested absmax, a weight whose element count is odd and
+// not a multiple of 64 (a partial last block, a half-used last byte): every backend equals the
+// reference (formats/quant4.cpp, itself equal to bitsandbytes) bit for bit in F32 and BF16;
+// each value is one fp32 product (two with a nested absmax, plus one add), rounded once.
+TEST_P(ForwardOps, Dequantize4bit) {
+  const int64_t O = 37, I = 101, n = O * I;
+  if (!be().supports(Op::Dequantize4bit, DType::F32, DType::U8)) GTEST_SKIP() << "no dequantize_4bit";
+  const std::vector<float> w = random_floats(static_cast<size_t>(n), 21, -2.f, 2.f);
+  for (Quant4Type type : {Quant4Type::NF4, Quant4Type::FP4})
+    for (bool nested : {false, true}) {
+      SCOPED_TRACE(std::string(quant4_type_name(type)) + (nested ? " nested" : ""));
+      const Quant4Host q = quantize_4bit(w.data(), DType::F32, n, type, nested);
+      const Quant4View host = cpu_view(q, O, I);
+      GuardedBuffer packed = upload_guarded(be(), q.packed);
+      GuardedBuffer absmax = nested ? upload_guarded(be(), q.qabsmax) : upload_guarded(be(), q.absmax);
+      GuardedBuffer nest = upload_guarded(be(), nested ? q.nested_absmax : std::vector<float>{0.f});
+      GuardedBuffer code4 = upload_guarded(be(), std::vector<float>(quant4_code(type), quant4_code(type) + 16));
+      GuardedBuffer code8 = upload_guarded(be(), std::vector<float>(dynamic8_code(), dynamic8_code() + 256));
+      Quant4View dev = host;
+      dev.packed = packed.tensor(DType::U8, {host.packed.numel()});
+      dev.absmax = absmax.tensor(host.absmax.dtype, {host.absmax.numel()});
+      dev.nested_absmax = nested ? nest.tensor(DType::F32, {host.nested_absmax.numel()}) : Tensor();
+      dev.code4 = code4.tensor(DType::F32, {16});
+      dev.code8 = nested ? code8.tensor(DType::F32, {256}) : Tensor();
+      for (DType dt : {DType::F32, DType::BF16}) {
+        if (!be().supports(Op::Dequantize4bit, dt, DType::U8)) continue;
+        const size_t es = dtype_size(dt);
+        GuardedBuffer out(be(), n * static_cast<int64_t>(es));
+        be().dequantize_4bit(out.tensor(dt, {O, I}), dev);
+        std::vector<uint8_t> want(static_cast<size_t>(n) * es);
+        dequantize_4bit_ref(Tensor(want.data(), dt, {O, I}), host);
+        EXPECT_EQ(out.download<uint8_t>(), want) << dtype_name(dt);
+        EXPECT_TRUE(out.guards_intact());
+      }
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ForwardOps, ::testing::Values("cpu", "cuda"),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 

@@ -181,7 +181,17 @@ bool CpuBackend::supports(Op op, DType act, DType weight) const {
   // every op exists on the CPU backend, with F32 or BF16 activations; the optimizer's flat
   // buffers are F32
   if (op == Op::AdamW || op == Op::SumSquares) return act == DType::F32 && weight == DType::F32;
+  if (op == Op::Dequantize4bit) return (act == DType::F32 || act == DType::BF16) && weight == DType::U8;
   return (act == DType::F32 || act == DType::BF16) && is_weight_dtype(weight);
+}
+
+void CpuBackend::dequantize_4bit(Tensor out, const Quant4View& w) {
+  LF_CHECK(out.device == Device::CPU && w.packed.device == Device::CPU, "dequantize_4bit on the CPU");
+  LF_CHECK(out.numel() == w.numel() && (out.dtype == DType::F32 || out.dtype == DType::BF16),
+           "dequantize_4bit: {} {} for a {}x{} weight", dtype_name(out.dtype), out.shape_str(), w.rows, w.cols);
+  const int64_t nb = (w.numel() + kQuant4Block - 1) / kQuant4Block, chunk = 1024;  // blocks per task
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < nb; b += chunk) dequantize_4bit_blocks(out, w, b, std::min(nb, b + chunk));
 }
 
 void CpuBackend::convert(Tensor out, Tensor in) {

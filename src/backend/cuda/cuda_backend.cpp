@@ -89,6 +89,7 @@ bool CudaBackend::supports(Op op, DType act, DType weight) const {
   const bool act_ok = act == DType::F32 || act == DType::BF16;
   const bool weight_ok = weight == DType::F32 || weight == DType::BF16 || weight == DType::F16;
   if (op == Op::AdamW || op == Op::SumSquares) return act == DType::F32 && weight == DType::F32;  // flat F32 buffers
+  if (op == Op::Dequantize4bit) return act_ok && weight == DType::U8;
   return act_ok && weight_ok;
 }
 
@@ -342,6 +343,15 @@ void CudaBackend::convert(Tensor out, Tensor in) {
   const ET ot = cuda::act_type(out, "convert out"), it = cuda::weight_type(in, "convert in");
   if (out.data == in.data && ot == it) return;
   LF_CUDA(cuda::convert(out.data, ot, in.data, it, out.numel()));
+}
+
+void CudaBackend::dequantize_4bit(Tensor out, const Quant4View& w) {
+  const ET ot = cuda::act_type(out, "dequantize_4bit out");
+  LF_CHECK(out.numel() == w.numel() && w.packed.device == Device::CUDA, "dequantize_4bit: out {} for a {}x{} weight",
+           out.shape_str(), w.rows, w.cols);
+  LF_CUDA(cuda::dequantize_4bit(out.data, ot, w.packed.as<const uint8_t>(), w.absmax.data,
+                                w.nested() ? w.nested_absmax.as<const float>() : nullptr, w.code4.as<const float>(),
+                                w.nested() ? w.code8.as<const float>() : nullptr, w.offset, w.numel()));
 }
 
 void CudaBackend::add(Tensor out, Tensor a, Tensor b) {

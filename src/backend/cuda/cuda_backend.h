@@ -32,6 +32,7 @@ class CudaBackend final : public Backend {
   void download(void* host_dst, const void* src, size_t bytes) override;
   void sync() override;
   void convert(Tensor out, Tensor in) override;
+  void dequantize_4bit(Tensor out, const Quant4View& w) override;
 
   void embedding_forward(Tensor out, Tensor ids, Tensor table) override;
   void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) override;

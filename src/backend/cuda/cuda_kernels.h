@@ -35,6 +35,12 @@ struct AttnShape {
   int64_t B, Tq, S, H, Hkv, D, p0;
 };
 
+// ---- 4-bit dequantization (kernels_quant.cu) ----
+// out (n) F32 or BF16 = code4[q_i] · absmax(i/64); nested != null: absmax is (nb) U8 codes and
+// absmax(b) = code8[q8_b]·nested[b/256] + offset, else (nb) F32. formats/quant4.h's layout.
+cudaError_t dequantize_4bit(void* out, ET ot, const uint8_t* packed, const void* absmax, const float* nested,
+                            const float* code4, const float* code8, float offset, int64_t n);
+
 // ---- elementwise / row kernels (kernels_rows.cu) ----
 cudaError_t convert(void* dst, ET dt, const void* src, ET st, int64_t n);
 // *first_bad (device int, preset to n by the caller) = lowest i with v[i] ∉ [0, hi) (−100 is
