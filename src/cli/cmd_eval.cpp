@@ -203,6 +203,7 @@ void setup(CLI::App& sub) {
   sub.add_option("--system", o->system, "system prompt for the chat template");
   sub.add_flag("--raw", o->inf.raw, "no chat template: the prompt text goes to the model as it is");
   sub.add_option("--device", o->inf.device, "cpu or cuda")->capture_default_str();
+  add_quant_flags(sub, o->inf.quant);
   sub.add_flag("--json", o->json, "print the summary as one JSON object (one per model under its name when several)");
   sub.add_option("--output_dir", o->output_dir, "write eval_results.json and predictions.jsonl here");
   sub.callback([o] { run_eval(*o); });

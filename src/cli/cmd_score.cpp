@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "cli/command.h"
+#include "cli/quant_flags.h"
 #include "lora/lora_adapter.h"
 #include "lora/lora_params.h"
 #include "model/model.h"
@@ -28,6 +29,7 @@ namespace {
 struct ScoreOptions {
   std::string model, input_ids, text, dump, adapter, device = "cpu", dtype = "auto";
   bool json = false;
+  QuantFlags quant;
 };
 
 // --text through the model folder's tokenizer, with BOS first when add_bos_token is set.
@@ -58,7 +60,7 @@ void run_score(const ScoreOptions& o) {
     throw Error("{}: {} token(s); scoring needs at least 2 (the first token has no prediction)", what, ids.size());
   auto be = make_backend(o.device);
   const DType act = inference_act_dtype(o.dtype, o.device, fs::path(o.model));
-  Model model(*be, o.model, act);
+  Model model(*be, o.model, act, quant_config(o.quant));
   if (model.weights_rounded())
     fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",
                dtype_name(model.checkpoint_dtype()));
@@ -104,6 +106,7 @@ void setup(CLI::App& sub) {
   sub.add_option("--adapter,--adapter_name_or_path", o->adapter, "PEFT adapter folder (adapter_config.json + adapter_model.safetensors)");
   sub.add_option("--dump", o->dump, "also write every named intermediate of the forward to this .safetensors file");
   sub.add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+  add_quant_flags(sub, o->quant);
   sub.add_option("--dtype", o->dtype, "activations: auto (the checkpoint's dtype on cuda, f32 on cpu), bf16 or f32")
       ->capture_default_str();
   sub.callback([o] { run_score(*o); });

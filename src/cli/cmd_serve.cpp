@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/quant_flags.h"
 #include "serve/server.h"
 #include "util/error.h"
 #include "util/signals.h"
@@ -57,6 +58,7 @@ void setup(CLI::App& sub) {
   sub.add_option("--max_body_bytes", o.max_body_bytes, "largest request body (413 beyond)")->capture_default_str();
   sub.add_flag("--enable_lora_loading", o.enable_lora_loading, "allow POST /v1/load_lora_adapter and unload_lora_adapter");
   sub.add_option("--device", o.inf.device, "cpu or cuda")->capture_default_str();
+  add_quant_flags(sub, o.inf.quant);
   sub.add_option("--dtype", o.inf.dtype, "activations: auto, bf16 or f32")->capture_default_str();
   sub.callback([f] { run_serve(*f); });
 }

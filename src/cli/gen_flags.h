@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/quant_flags.h"
 #include "generate/inference.h"
 #include "util/error.h"
 #include "util/parse.h"
@@ -33,6 +34,7 @@ inline void add_gen_flags(CLI::App& sub, GenFlags& f) {
   sub.add_option("--device", f.inf.device, "cpu or cuda")->capture_default_str();
   sub.add_option("--dtype", f.inf.dtype, "activations: auto (the checkpoint's dtype on cuda, f32 on cpu), bf16 or f32")
       ->capture_default_str();
+  add_quant_flags(sub, f.inf.quant);
   sub.add_option("--system", f.system, "system prompt");
   sub.add_option("--enable_thinking", f.enable_thinking,
                  "true or false: the chat template variable (Qwen3 thinking); default: what the adapter was trained "

@@ -80,38 +80,36 @@ uint8_t code_of(float x, const std::array<float, 15>& bounds, Quant4Type t) {
   return t == Quant4Type::NF4 ? k : kFp4Order[k];
 }
 
-// x (n) read as fp32.
-std::vector<float> to_f32(const void* src, DType t, int64_t n) {
-  std::vector<float> x(static_cast<size_t>(n));
-  convert_to_f32(x.data(), src, t, static_cast<size_t>(n));
-  return x;
-}
-
 // bitsandbytes' default quantize_4bit kernel: full blocks scale by the reciprocal of their
-// absmax (clamped at 1e-38), a trailing partial block divides by its clamped absmax.
-void quantize_codes(Quant4Host& q, const std::vector<float>& x, Quant4Type t) {
+// absmax (clamped at 1e-38), a trailing partial block divides by its clamped absmax. src is
+// read one block at a time (as fp32, like torch's A.float()), so no fp32 copy of it is made.
+void quantize_codes(Quant4Host& q, const void* src, DType src_type, Quant4Type t) {
   const int64_t n = q.numel, nb = (n + kQuant4Block - 1) / kQuant4Block, full = n / kQuant4Block * kQuant4Block;
   const std::array<float, 15> bounds = bounds_of(t);
-  std::vector<uint8_t> codes(static_cast<size_t>(n + (n & 1)), code_of(0.f, bounds, t));  // (n rounded up to even)
-  std::vector<float>& absmax = q.absmax;
-  absmax.assign(static_cast<size_t>(nb), 0.f);
+  const uint8_t zero = code_of(0.f, bounds, t);  // the padding code of an odd last element
+  const size_t es = dtype_size(src_type);
+  q.absmax.assign(static_cast<size_t>(nb), 0.f);
+  q.packed.assign(static_cast<size_t>((n + 1) / 2), 0);
+  std::array<float, kQuant4Block> x{};
   for (int64_t b = 0; b < nb; ++b) {
-    const int64_t i0 = b * kQuant4Block, i1 = std::min(n, i0 + kQuant4Block);
+    const int64_t i0 = b * kQuant4Block, len = std::min(n, i0 + kQuant4Block) - i0;
+    convert_to_f32(x.data(), static_cast<const uint8_t*>(src) + static_cast<size_t>(i0) * es, src_type,
+                   static_cast<size_t>(len));
     float m = 0.f;
-    for (int64_t i = i0; i < i1; ++i) m = std::max(m, std::fabs(x[static_cast<size_t>(i)]));
+    for (int64_t i = 0; i < len; ++i) m = std::max(m, std::fabs(x[static_cast<size_t>(i)]));
     const float clamped = std::max(m, 1e-38f);
     const bool partial = i0 >= full;
     const float inv = 1.0f / clamped;
-    for (int64_t i = i0; i < i1; ++i) {
-      const float v = x[static_cast<size_t>(i)];
-      const float s = std::clamp(partial ? v / clamped : v * inv, -1.f, 1.f);
-      codes[static_cast<size_t>(i)] = code_of(s, bounds, t);
+    for (int64_t i = 0; i < kQuant4Block; i += 2) {  // element pairs: one byte (64 is even)
+      uint8_t c[2] = {zero, zero};
+      for (int64_t k = 0; k < 2 && i + k < len; ++k) {
+        const float v = x[static_cast<size_t>(i + k)];
+        c[k] = code_of(std::clamp(partial ? v / clamped : v * inv, -1.f, 1.f), bounds, t);
+      }
+      if (i < len) q.packed[static_cast<size_t>((i0 + i) / 2)] = static_cast<uint8_t>((c[0] << 4) | c[1]);
     }
-    absmax[static_cast<size_t>(b)] = partial ? clamped : m;
+    q.absmax[static_cast<size_t>(b)] = partial ? clamped : m;
   }
-  q.packed.resize(codes.size() / 2);
-  for (size_t i = 0; i < q.packed.size(); ++i)
-    q.packed[i] = static_cast<uint8_t>((codes[2 * i] << 4) | codes[2 * i + 1]);
 }
 
 // One lane-wise accumulator of torch's Vectorized<float> (8 lanes: the AVX2 kernels torch's CPU
@@ -165,6 +163,22 @@ std::optional<Quant4Type> quant4_type_from_name(std::string_view s) {
   if (s == "nf4") return Quant4Type::NF4;
   if (s == "fp4") return Quant4Type::FP4;
   return std::nullopt;
+}
+
+QuantConfig parse_quant_config(int64_t bit, std::string_view type, bool double_quant, std::string_view prefix) {
+  QuantConfig c;
+  if (bit == 0) return c;
+  if (bit != 4)
+    throw Error("{}quantization_bit {}: only 4-bit quantization (bitsandbytes NF4/FP4, QLoRA) is implemented; use "
+                "{}quantization_bit 4, or leave it unset for {}-bit weights as stored",
+                prefix, bit, prefix, "16");
+  const auto t = quant4_type_from_name(type);
+  if (!t)
+    throw Error("{}quantization_type \"{}\": not a 4-bit type; use nf4 (QLoRA's NormalFloat) or fp4", prefix, type);
+  c.enabled = true;
+  c.type = *t;
+  c.double_quant = double_quant;
+  return c;
 }
 
 const float* quant4_code(Quant4Type t) { return t == Quant4Type::NF4 ? kNf4 : fp4_code().data(); }
@@ -234,7 +248,7 @@ Quant4Host quantize_4bit(const void* src, DType src_type, int64_t n, Quant4Type 
   Quant4Host q;
   q.type = type;
   q.numel = n;
-  quantize_codes(q, to_f32(src, src_type, n), type);
+  quantize_codes(q, src, src_type, type);
   if (!double_quant) return q;
   // bitsandbytes: offset = absmax.mean(); quantize_blockwise(absmax − offset, blocksize=256).
   const int64_t nb = static_cast<int64_t>(q.absmax.size());

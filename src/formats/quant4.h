@@ -30,6 +30,18 @@ std::optional<Quant4Type> quant4_type_from_name(std::string_view s);  // nullopt
 const float* quant4_code(Quant4Type t);  // 16 values: bitsandbytes' get_4bit_type(t)
 const float* dynamic8_code();            // 256 values: bitsandbytes' create_dynamic_map()
 
+// Quantization of the base weights at load (LLaMA-Factory's quantization_bit /
+// quantization_type / double_quantization; bitsandbytes' BitsAndBytesConfig(load_in_4bit,
+// bnb_4bit_quant_type, bnb_4bit_use_double_quant)). Off by default.
+struct QuantConfig {
+  bool enabled = false;  // quantization_bit 4
+  Quant4Type type = Quant4Type::NF4;
+  bool double_quant = true;
+};
+// Checks the user's settings: bit 0 (off) or 4, type nf4/fp4. Throws Error naming the setting
+// (`prefix` + name: "--" for flags) and what is implemented.
+QuantConfig parse_quant_config(int64_t bit, std::string_view type, bool double_quant, std::string_view prefix);
+
 // One quantized tensor in host memory (what quantize_4bit writes and a checkpoint holds).
 struct Quant4Host {
   Quant4Type type = Quant4Type::NF4;

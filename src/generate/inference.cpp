@@ -6,6 +6,7 @@
 #include "tokenizer/tokenizer_config.h"
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/parse.h"
 #include "util/signals.h"
 
 namespace lorafit {
@@ -68,6 +69,10 @@ nlohmann::ordered_json trained_template_vars(const fs::path& adapter_dir) {
   return vars;
 }
 
+QuantConfig quant_config(const QuantFlags& q) {
+  return parse_quant_config(q.bit, q.type, parse_bool(q.double_quant, "--double_quantization"), "--");
+}
+
 Inference::Inference(const InferenceOptions& o) {
   if (o.model.empty() && o.adapters.empty())
     throw Error("give the model with --model DIR, or an adapter folder with --adapter DIR (it records its base model)");
@@ -77,7 +82,7 @@ Inference::Inference(const InferenceOptions& o) {
   model_dir_ = dir;
   be_ = make_backend(o.device);
   const DType act = inference_act_dtype(o.dtype, o.device, dir);
-  model_ = std::make_unique<Model>(*be_, dir, act);
+  model_ = std::make_unique<Model>(*be_, dir, act, quant_config(o.quant));
   if (model_->weights_rounded())
     fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",
                dtype_name(model_->checkpoint_dtype()));

@@ -19,6 +19,14 @@
 
 namespace lorafit {
 
+// The QLoRA settings as typed (checked by quant_config()).
+struct QuantFlags {
+  int64_t bit = 0;                    // 0: none, 4: 4-bit
+  std::string type = "nf4";           // nf4 | fp4
+  std::string double_quant = "true";  // true | false
+};
+QuantConfig quant_config(const QuantFlags& q);  // throws Error naming the flag
+
 struct InferenceOptions {
   std::string model;                  // "" : the first adapter's base_model_name_or_path
   std::vector<std::string> adapters;  // PEFT adapter folders
@@ -27,6 +35,7 @@ struct InferenceOptions {
   std::optional<bool> enable_thinking;  // template variable; unset: what the adapter was trained with
   std::string device = "cpu";
   std::string dtype = "auto";         // activations: auto, bf16 or f32 (inference_act_dtype)
+  QuantFlags quant;                   // 4-bit base weights
 };
 
 class Inference {

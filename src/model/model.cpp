@@ -24,7 +24,7 @@ struct Scoped {
 
 }  // namespace
 
-Model::Model(Backend& be, const fs::path& dir, DType act) : be_(be), dir_(dir), act_(act) {
+Model::Model(Backend& be, const fs::path& dir, DType act, const QuantConfig& quant) : be_(be), dir_(dir), act_(act) {
   LF_CHECK(act == DType::F32 || act == DType::BF16, "activation dtype {}", dtype_name(act));
   if (!fs::is_directory(dir)) throw Error("model folder {} does not exist (or is not a folder)", dir.string());
   const fs::path config = dir / "config.json";
@@ -33,7 +33,7 @@ Model::Model(Backend& be, const fs::path& dir, DType act) : be_(be), dir_(dir), 
                 dir.string());
   cfg_ = load_model_config(config);
   rope_ = rope_table(cfg_.rope, cfg_.head_dim, cfg_.max_position_embeddings);
-  weights_ = std::make_unique<ModelWeights>(be, cfg_, dir);
+  weights_ = std::make_unique<ModelWeights>(be, cfg_, dir, quant, act);
   checkpoint_dtype_ = weights_->dtype();
   if (act == DType::BF16) weights_->round_to_bf16();
 }

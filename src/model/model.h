@@ -42,7 +42,8 @@ class Model {
   // Error for a missing folder or config, an unsupported architecture or mismatched tensors.
   // act = BF16: a bf16 run; weights that are not BF16 are rounded to bf16 once here (as
   // from_pretrained(torch_dtype=torch.bfloat16) does), see weights_rounded().
-  Model(Backend& be, const fs::path& dir, DType act = DType::F32);
+  // quant.enabled: QLoRA's 4-bit base weights (ModelWeights), dequantized to `act` per layer.
+  Model(Backend& be, const fs::path& dir, DType act = DType::F32, const QuantConfig& quant = {});
 
   const ModelConfig& config() const { return cfg_; }
   const ModelWeights& weights() const { return *weights_; }

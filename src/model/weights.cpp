@@ -117,7 +117,9 @@ std::vector<ParamInfo> expected_params(const ModelConfig& cfg) {
   return p;
 }
 
-ModelWeights::ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& dir) : be_(be) {
+ModelWeights::ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& dir, const QuantConfig& quant,
+                           DType dequant)
+    : be_(be) {
   for (const auto& s : layer_specs()) per_layer_ += s.present(cfg) ? 1 : 0;
   files_ = std::make_unique<SafetensorsSet>(dir);
   const fs::path single = dir / "model.safetensors";
@@ -144,8 +146,10 @@ ModelWeights::ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& 
       throw Error("{}: unexpected tensor \"{}\" with shape {}; a {} model with this config.json has no such parameter",
                   t->file, t->name, shape_str(t->shape), cfg.model_type);
 
+  if (quant.enabled) quantize_projections(quant, dequant);
   if (be.device() != Device::CPU) {  // one copy per tensor on the device; the mapping stays host-side
     for (auto& p : params_) {
+      if (p.quant) continue;  // already on the device
       void* d = be.alloc(p.tensor.nbytes());
       be.upload(d, p.tensor.data, p.tensor.nbytes());
       device_copies_.push_back(d);
@@ -159,17 +163,91 @@ ModelWeights::ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& 
 
 ModelWeights::~ModelWeights() {
   for (void* p : device_copies_) be_.free(p);
+  if (scratch_) be_.free(scratch_);
+}
+
+bool is_projection_weight(const std::string& name) {
+  for (int p = 0; p < kNumProj; ++p)
+    if (name.ends_with(fmt::format(".{}.weight", proj_path(static_cast<Proj>(p))))) return true;
+  return false;
+}
+
+void ModelWeights::quantize_projections(const QuantConfig& qc, DType dequant) {
+  LF_CHECK(dequant == DType::F32 || dequant == DType::BF16, "dequantize to {}", dtype_name(dequant));
+  dequant_ = dequant;
+  const bool on_cpu = be_.device() == Device::CPU;
+  // The code books every view points at: static host tables, or one device copy of each.
+  Tensor code4(const_cast<float*>(quant4_code(qc.type)), DType::F32, {16});
+  Tensor code8(const_cast<float*>(dynamic8_code()), DType::F32, {256});
+  auto to_device = [&](Tensor t) {
+    if (on_cpu || t.empty()) return t;
+    void* d = be_.alloc(t.nbytes());
+    be_.upload(d, t.data, t.nbytes());
+    device_copies_.push_back(d);
+    t.data = d;
+    t.device = be_.device();
+    return t;
+  };
+  code4 = to_device(code4);
+  code8 = to_device(code8);
+  size_t n_quant = 0;
+  for (const auto& p : params_) n_quant += is_projection_weight(p.name) ? 1 : 0;
+  if (on_cpu) quant_host_.reserve(n_quant);  // the views point into these: no reallocation
+  std::vector<uint16_t> rounded;             // (numel) one weight rounded to bf16, for a bf16 run
+  for (auto& p : params_) {
+    if (!is_projection_weight(p.name)) continue;
+    Tensor src = p.tensor;  // (O, I) in the mapping
+    if (dequant == DType::BF16 && src.dtype != DType::BF16) {  // quantize what torch_dtype=bf16 loads
+      rounded.resize(static_cast<size_t>(src.numel()));
+      std::vector<float> f(rounded.size());
+      convert_to_f32(f.data(), src.data, src.dtype, f.size());
+      for (size_t i = 0; i < f.size(); ++i) rounded[i] = f32_to_bf16(f[i]);
+      src = Tensor(rounded.data(), DType::BF16, {src.dim(0), src.dim(1)});
+    }
+    Quant4Host h = quantize_4bit(src.data, src.dtype, src.numel(), qc.type, qc.double_quant);
+    auto view = std::make_unique<Quant4View>(cpu_view(h, src.dim(0), src.dim(1)));
+    view->packed = to_device(view->packed);
+    view->absmax = to_device(view->absmax);
+    view->nested_absmax = to_device(view->nested_absmax);
+    view->code4 = code4;
+    view->code8 = h.nested ? code8 : Tensor();
+    if (on_cpu) quant_host_.push_back(std::move(h));  // a vector's move keeps its buffer: views stay valid
+    p.quant = view.get();
+    p.tensor.data = nullptr;
+    p.tensor.dtype = dequant;
+    p.tensor.device = be_.device();
+    quant_.push_back(std::move(view));
+  }
+  for (const auto& p : params_)  // every layer has layer 0's shapes
+    if (p.quant && p.name.starts_with("model.layers.0.")) scratch_bytes_ += p.tensor.nbytes();
+}
+
+size_t ModelWeights::quantized_bytes() const {
+  size_t n = 0;
+  for (const auto& q : quant_) n += quant4_nbytes(q->numel(), q->nested());
+  return n;
 }
 
 LayerWeights ModelWeights::layer(int i) const {
   LayerWeights w;
   size_t idx = static_cast<size_t>(globals_) + static_cast<size_t>(i) * static_cast<size_t>(per_layer_);
+  if (!quant_.empty() && !scratch_) scratch_ = be_.alloc(scratch_bytes_);
+  char* free_scratch = static_cast<char*>(scratch_);  // (scratch_bytes_) the next unused byte
   for (const auto& s : layer_specs()) {
     const std::string& suffix = s.suffix;
     // The table holds only the present parameters, in kLayerSpecs order.
-    if (idx < params_.size() && params_[idx].name == fmt::format("model.layers.{}.{}", i, suffix))
-      w.*(s.member) = params_[idx++].tensor;
+    if (idx < params_.size() && params_[idx].name == fmt::format("model.layers.{}.{}", i, suffix)) {
+      const ParamInfo& p = params_[idx++];
+      Tensor t = p.tensor;
+      if (p.quant) {  // dequantized into its slice of the layer scratch (unless it holds layer i)
+        t.data = free_scratch;
+        free_scratch += t.nbytes();
+        if (scratch_layer_ != i) be_.dequantize_4bit(t, *p.quant);
+      }
+      w.*(s.member) = t;
+    }
   }
+  scratch_layer_ = i;
   LF_CHECK(!w.q.empty() && !w.down.empty(), "layer {} views", i);
   return w;
 }
@@ -177,6 +255,10 @@ LayerWeights ModelWeights::layer(int i) const {
 void ModelWeights::rebind(const std::string& name, Tensor t) {
   for (auto& p : params_) {
     if (p.name != name) continue;
+    if (p.quant)
+      throw Error("cannot merge into {}: the base weights are quantized to 4 bits; apply the adapter unmerged, or "
+                  "merge it into the 16-bit model with lorafit merge",
+                  name);
     if (p.tensor.data == lm_head_.data) throw Error("cannot rebind {}: it is also the (tied) lm head", name);
     if (t.shape != p.tensor.shape || t.ndim != p.tensor.ndim || t.dtype != p.tensor.dtype)
       throw Error("cannot rebind {}: {} {} given for {} {}", name, dtype_name(t.dtype), t.shape_str(),
@@ -189,7 +271,7 @@ void ModelWeights::rebind(const std::string& name, Tensor t) {
 
 void ModelWeights::round_to_bf16() {
   for (auto& p : params_) {
-    if (p.tensor.dtype == DType::BF16) continue;
+    if (p.tensor.dtype == DType::BF16 || p.quant) continue;  // 4-bit weights: bf16 when dequantized
     Tensor t = p.tensor;
     t.data = be_.alloc(static_cast<size_t>(t.numel()) * 2);
     t.dtype = DType::BF16;

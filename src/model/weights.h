@@ -21,7 +21,9 @@ namespace lorafit {
 struct ParamInfo {
   std::string name;            // HF name, "model.layers.3.self_attn.q_proj.weight"
   std::vector<int64_t> shape;  // expected from config.json
-  Tensor tensor;               // bound tensor: dtype F32, BF16 or F16, shape == `shape`
+  Tensor tensor;               // bound tensor: dtype F32, BF16 or F16, shape == `shape`; for a
+                               // 4-bit weight data is null and dtype that of its dequantized form
+  const Quant4View* quant = nullptr;  // the 4-bit weight (quantized at load), else null
 };
 
 // Views of one decoder layer's weights (empty Tensors for absent biases).
@@ -42,7 +44,12 @@ class ModelWeights {
   // Binds every tensor of the model folder `dir` (model.safetensors or an index + shards)
   // to the parameters `cfg` implies. Throws Error naming the file and tensor when one is
   // missing, unexpected, misshapen or of a dtype other than F32/BF16/F16.
-  ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& dir);
+  // quant.enabled: the projections' weights (q, k, v, o, gate, up, down) are quantized to 4 bits
+  // at load, one tensor at a time straight from the mapping (bitsandbytes' quantize_4bit; no
+  // 16-bit copy of the model is made); layer(i) then dequantizes layer i's seven into one
+  // per-layer scratch of dtype `dequant` (the run's compute dtype, F32 or BF16).
+  ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& dir, const QuantConfig& quant = {},
+               DType dequant = DType::F32);
   ~ModelWeights();
   ModelWeights(const ModelWeights&) = delete;
   ModelWeights& operator=(const ModelWeights&) = delete;
@@ -51,7 +58,11 @@ class ModelWeights {
   void visit(const std::function<void(const ParamInfo&)>& f) const {
     for (const auto& p : params_) f(p);
   }
+  // Views of layer i's weights. With 4-bit weights the projections are dequantized into the
+  // per-layer scratch (once per layer visited; the views stay valid until layer(j ≠ i)).
   LayerWeights layer(int i) const;
+  bool quantized() const { return !quant_.empty(); }
+  size_t quantized_bytes() const;  // device bytes of the 4-bit weights (codes + absmax)
   // Binds parameter `name` to `t` instead (same shape and dtype; the caller owns the memory and
   // keeps it alive), e.g. a weight with an adapter merged at load. Throws Error for an unknown
   // name, the tied embedding, or a different shape/dtype.
@@ -74,9 +85,19 @@ class ModelWeights {
   DType dtype_ = DType::F32;
   std::unique_ptr<SafetensorsSet> files_;  // keeps the mappings alive
   std::vector<void*> device_copies_;       // non-CPU backends, and copies rounded to bf16
+  // 4-bit weights: host data (CPU: the views point here), their views, and the scratch.
+  std::vector<Quant4Host> quant_host_;
+  std::vector<std::unique_ptr<Quant4View>> quant_;  // stable addresses (ParamInfo::quant)
+  DType dequant_ = DType::F32;
+  size_t scratch_bytes_ = 0;     // one layer's projections dequantized
+  mutable void* scratch_ = nullptr;
+  mutable int scratch_layer_ = -1;
+  void quantize_projections(const QuantConfig& quant, DType act);
 };
 
 // The parameter names and shapes `cfg` implies, in table order (for messages and tests).
 std::vector<ParamInfo> expected_params(const ModelConfig& cfg);
+// Whether `name` is a projection weight (q/k/v/o/gate/up/down_proj.weight): what QLoRA quantizes.
+bool is_projection_weight(const std::string& name);
 
 }  // namespace lorafit

@@ -44,6 +44,7 @@ const char* kind_of(Backend& be, Tensor t, int64_t i) {  // "NaN" or "Inf" at el
 std::string base_weight_message(const Model& m) {
   Backend& be = m.backend();
   for (const ParamInfo& p : m.weights().params()) {
+    if (p.quant) continue;  // 4-bit codes hold no NaN; their absmax came from checked 16-bit weights
     const int64_t i = first_non_finite(be, p.tensor);
     if (i >= 0)
       return fmt::format("the base model's weight {} holds {} (element {}): the model files are damaged, so this is "

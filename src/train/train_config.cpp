@@ -133,6 +133,9 @@ const std::vector<SettingKey>& setting_keys() {
       key_of("lora_dropout", &S::lora_dropout, "LoRA dropout"),
       key_of("lora_target", &S::lora_target, "q_proj,v_proj ... or all-linear"),
       key_of("use_rslora", &S::use_rslora, "scale alpha/sqrt(r)"),
+      key_of("quantization_bit", &S::quantization_bit, "4: QLoRA, base weights quantized to 4 bits at load (0: none)"),
+      key_of("quantization_type", &S::quantization_type, "nf4 or fp4: the 4-bit code (with quantization_bit 4)"),
+      key_of("double_quantization", &S::double_quantization, "quantize the 4-bit absmax values too (bitsandbytes)"),
       key_of("logging_steps", &S::logging_steps, "log every N steps"),
       key_of("save_steps", &S::save_steps, "checkpoint every N steps"),
       key_of("save_total_limit", &S::save_total_limit, "keep at most N checkpoints (<=0: all)"),
@@ -321,6 +324,11 @@ void validate_settings(const TrainSettings& s) {
   need(s.eval_task == "mcq" || s.eval_task == "qa", "--eval_task", "unknown task; use mcq or qa");
   need(s.eval_limit >= 0 && s.eval_max_new_tokens >= 0, "--eval_limit/--eval_max_new_tokens", "must not be negative");
   reports_to_tensorboard(s);
+  train_quant_config(s);
+}
+
+QuantConfig train_quant_config(const TrainSettings& s) {
+  return parse_quant_config(s.quantization_bit, s.quantization_type, s.double_quantization, "--");
 }
 
 bool reports_to_tensorboard(const TrainSettings& s) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/quant4.h"
 #include "tensor/dtype.h"
 #include "util/file.h"
 
@@ -71,6 +72,10 @@ struct TrainSettings {
   double lora_dropout = 0;
   std::string lora_target = "q_proj,v_proj";
   bool use_rslora = false;
+  // QLoRA (LLaMA-Factory's names): 4 = the base weights quantized to 4 bits at load.
+  int64_t quantization_bit = 0;             // 0: none
+  std::string quantization_type = "nf4";    // nf4 | fp4
+  bool double_quantization = true;          // quantize the absmax values too
 
   // ---- logging, evaluation, checkpoints ----
   int64_t logging_steps = 10;
@@ -124,6 +129,9 @@ TrainSettings parse_train_args(const std::vector<std::string>& args, const std::
 
 // The resolved settings as YAML (every key, table order).
 std::string settings_to_yaml(const TrainSettings& s);
+
+// The QLoRA settings, checked (quantization_bit 0 or 4, quantization_type nf4/fp4).
+QuantConfig train_quant_config(const TrainSettings& s);
 
 // Checks ranges and required keys; Error naming the key and what to do.
 void validate_settings(const TrainSettings& s);

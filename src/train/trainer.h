@@ -78,12 +78,18 @@ TrainResult run_training(const TrainSettings& s, const TrainHooks& hooks = {});
 // The pre-flight memory plan, printed before the weights load.
 struct MemoryPlan {
   double weights = 0, lora_optimizer = 0, activations = 0, workspace = 0;  // bytes
+  // QLoRA (part of weights): the 4-bit projections (codes + absmax) and the one layer they are
+  // dequantized into at a time; 0 without quantization.
+  double quantized = 0, dequant_scratch = 0;
   double total() const { return weights + lora_optimizer + activations + workspace; }
   double available = -1;  // bytes this process may take (sys::memory_budget), −1 when unknown
   std::string available_source;  // which limit that is: "MemAvailable in /proc/meminfo", "cgroup v2 ..."
 };
 // act: the run's activation dtype (2 bytes per activation for BF16, 4 for F32); a BF16 run
-// from an F32/F16 checkpoint also holds the weights rounded to bf16.
+// from an F32/F16 checkpoint also holds the weights rounded to bf16. With quantization_bit 4
+// the weights are counted from config.json alone (so a folder with only config.json plans too):
+// the projections at their 4-bit size, the rest at the run's weight dtype, plus one layer's
+// dequantization scratch.
 MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_t longest_batch_T, DType act);
 
 }  // namespace lorafit

@@ -5,6 +5,7 @@
 #include "formats/model_config.h"
 #include "lora/lora_config.h"
 #include "lora/lora_adapter.h"
+#include "model/weights.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/sysinfo.h"
@@ -19,6 +20,22 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
   // A bf16 run from a checkpoint in another dtype rounds a copy of the weights at load.
   if (act == DType::BF16 && c.torch_dtype != "bfloat16")
     p.weights *= c.torch_dtype == "float16" ? 2.0 : 1.5;  // fp32 files: + half their size
+  const QuantConfig q = train_quant_config(s);
+  if (q.enabled) {  // the 4-bit projections, the rest as the run holds it, one dequantized layer
+    const double es_file = c.torch_dtype == "float32" ? 4 : 2, es_rest = act == DType::BF16 ? 2 : es_file;
+    const double es_act = static_cast<double>(dtype_size(act));
+    double rest = 0;
+    for (const ParamInfo& w : expected_params(c)) {
+      int64_t n = 1;
+      for (int64_t d : w.shape) n *= d;
+      if (!is_projection_weight(w.name)) rest += es_rest * static_cast<double>(n);
+      else {
+        p.quantized += static_cast<double>(quant4_nbytes(n, q.double_quant));
+        if (w.name.starts_with("model.layers.0.")) p.dequant_scratch += es_act * static_cast<double>(n);
+      }
+    }
+    p.weights = rest + p.quantized + p.dequant_scratch;
+  }
 
   // LoRA: A (r, I) + B (O, r) per adapted module; four fp32 sections (params, grads, m, v).
   LoraConfig lc;

@@ -122,6 +122,10 @@ void check_memory(Run& r) {
                   plan.available >= 0
                       ? fmt::format("; {:.2f} GiB available ({})", plan.available / GiB, plan.available_source)
                       : ""));
+  if (plan.quantized > 0)
+    r.con.line(fmt::format("memory plan, QLoRA: the weights hold the 4-bit projections {:.2f} GiB and one layer "
+                           "dequantized at a time {:.2f} GiB",
+                           plan.quantized / GiB, plan.dequant_scratch / GiB));
   if (s.device == "cpu" && plan.available >= 0 && plan.total() > plan.available)  // CPU: everything in RAM
     throw Error(
         "the run needs about {:.2f} GiB but only {:.2f} GiB is available ({}); lower cutoff_len or "
@@ -134,7 +138,7 @@ void load_model(Run& r) {
   const TrainSettings& s = r.s;
   r.be = make_backend(s.device);
   r.con.line(r.be->kernel_info());
-  r.model = std::make_unique<Model>(*r.be, s.model_name_or_path, r.act);
+  r.model = std::make_unique<Model>(*r.be, s.model_name_or_path, r.act, train_quant_config(s));
   r.con.line(fmt::format("precision: {}", r.act == DType::BF16
                                               ? "bf16 mixed precision (bf16 activations and GEMMs, fp32 LoRA masters, "
                                                 "gradients and AdamW state, as HF bf16=True)"
@@ -145,6 +149,13 @@ void load_model(Run& r) {
                            "they run on any x86-64 CPU",
                            f.empty() ? "this CPU has no bf16 instructions (fallback path)" : "bf16 instructions: " + f));
   }
+  if (r.model->weights().quantized())
+    r.con.line(fmt::format("QLoRA: the projection weights are quantized to 4-bit {}{} at load ({:.1f} MiB); each layer "
+                           "is dequantized into a {} scratch before its matmuls",
+                           quant4_type_name(train_quant_config(s).type),
+                           s.double_quantization ? " with double quantization" : "",
+                           static_cast<double>(r.model->weights().quantized_bytes()) / (1 << 20),
+                           r.act == DType::BF16 ? "bf16" : "fp32"));
   if (r.model->weights_rounded())
     r.con.line(fmt::format("note: bf16 with {} weights in {}: they are rounded to bf16 once at load (as torch_dtype="
                            "bfloat16 would load them)",
