@@ -34,6 +34,13 @@ struct TrainCase {
     model_dir = md == "data:stories260K" ? fs::path(LORAFIT_TEST_DATA) / "stories260K" : fs::path(LORAFIT_FIXTURES) / md;
   }
 
+  // "quant" (tools/golden/make_qlora_fixtures.py): the 4-bit base weights of a QLoRA case.
+  QuantConfig quant() const {
+    if (!doc.contains("quant")) return {};
+    const auto& q = doc["quant"];
+    return parse_quant_config(4, q["quant_type"].get<std::string>(), q["double_quant"].get<bool>(), "");
+  }
+
   LoraConfig lora_config() const {
     LoraConfig c;
     const auto& l = doc["lora"];

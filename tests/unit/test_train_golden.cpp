@@ -32,7 +32,8 @@ class TrainGolden : public ::testing::TestWithParam<std::string> {};
 TEST_P(TrainGolden, TwentyStepsMatchTrainer) {
   TrainCase tc(GetParam());
   auto be = make_backend("cpu");
-  Model m(*be, tc.model_dir);
+  Model m(*be, tc.model_dir, DType::F32, tc.quant());  // QLoRA cases: 4-bit base weights
+  ASSERT_EQ(m.weights().quantized(), tc.doc.contains("quant"));
   LoraParams p(*be, tc.lora_config(), m.config());
   tc.load_lora(p, "init");
   const auto& opt = tc.doc["optim"];
@@ -120,9 +121,15 @@ TEST_P(TrainGolden, TwentyStepsMatchTrainer) {
 
 // qwen3-gqa-tied-f32 and llama31-rope-f32: transformers 4.57.6 + PEFT 0.17.1
 // (tools/golden/make_train_recent.py): q_norm/k_norm and llama3 RoPE on the gradient path.
+// qlora-*: PEFT 0.13.2 on transformers 4.57.6 with bitsandbytes 0.50.2 Linear4bit base weights
+// (tools/golden/make_qlora_fixtures.py; NF4 + double quantization, FP4 without): lorafit
+// quantizes the same fp32 weights to the same bytes (test_formats_quant4) and dequantizes them
+// exactly to fp32 (bnb_4bit_compute_dtype float32), so the model is the same function and the
+// fp32 bounds above apply unchanged.
 INSTANTIATE_TEST_SUITE_P(Cases, TrainGolden,
                          ::testing::Values("qwen2-gqa7-untied-f32", "llama-gqa2-f32", "stories260K",
-                                           "qwen3-gqa-tied-f32", "llama31-rope-f32"),
+                                           "qwen3-gqa-tied-f32", "llama31-rope-f32", "qlora-qwen2-nf4-dq",
+                                           "qlora-llama-fp4"),
                          [](const auto& param_info) {
                            std::string s = param_info.param;
                            std::replace(s.begin(), s.end(), '-', '_');
