@@ -52,7 +52,8 @@ def one_stream(url, prompt, new, out):
 
 
 def run(url, prompts, new):
-    out, threads = [], [threading.Thread(target=one_stream, args=(url, p, new, out)) for p in prompts]
+    out = []
+    threads = [threading.Thread(target=one_stream, args=(url, p, new, out)) for p in prompts]
     for t in threads:
         t.start()
     for t in threads:

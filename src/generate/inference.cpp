@@ -19,6 +19,16 @@ void add_unique(std::vector<int32_t>& v, int32_t id) {
 
 }  // namespace
 
+std::vector<int32_t> stop_ids(const GenerationConfig& gc, const Tokenizer* tok, const std::optional<TokenizerConfig>& tc,
+                              const ModelConfig& model) {
+  std::vector<int32_t> ids;
+  for (int32_t id : gc.eos_token_ids) add_unique(ids, id);
+  if (tok && tc && tc->eos_token)
+    if (auto id = tok->token_to_id(*tc->eos_token)) add_unique(ids, *id);
+  for (int id : model.eos_token_ids) add_unique(ids, id);
+  return ids;
+}
+
 namespace {
 
 std::string describe_template(const TokenizerConfig& c) {
@@ -119,10 +129,7 @@ Inference::Inference(const InferenceOptions& o) {
     gc = load_generation_config(gen_dir / "generation_config.json");
   defaults_.sampling = sampling_params_from(gc);
   defaults_.max_new_tokens = gc.max_new_tokens.value_or(256);
-  for (int32_t id : gc.eos_token_ids) add_unique(defaults_.eos_ids, id);
-  if (tok_ && tc && tc->eos_token)
-    if (auto id = tok_->token_to_id(*tc->eos_token)) add_unique(defaults_.eos_ids, *id);
-  for (int id : model_->config().eos_token_ids) add_unique(defaults_.eos_ids, id);
+  defaults_.eos_ids = stop_ids(gc, tok_.get(), tc, model_->config());
 
   if (tc && tc->add_bos_token && tc->bos_token && tok_) {
     bos_id_ = tok_->token_to_id(*tc->bos_token);

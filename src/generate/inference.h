@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "formats/generation_config.h"
 #include "generate/adapter.h"
 #include "generate/chat_loop.h"
 #include "generate/generate.h"
@@ -94,6 +95,11 @@ std::vector<std::string> chat_mismatches(const TokenizerConfig& adapter, const T
 // The template variables a training run recorded in the adapter's lorafit_base_model.json
 // (enable_thinking), as an object; {} when none.
 nlohmann::ordered_json trained_template_vars(const fs::path& adapter_dir);
+// The stop ids of a model whose conversations follow `tc` (may be absent): generation_config's
+// eos ids, then tokenizer_config's eos_token, then config.json's, each once (transformers'
+// stop set for generate with the folder's generation config).
+std::vector<int32_t> stop_ids(const GenerationConfig& gc, const Tokenizer* tok, const std::optional<TokenizerConfig>& tc,
+                              const ModelConfig& model);
 
 // The chat loop's model side: renders the conversation, generates with a KV cache that keeps
 // the shared prefix between turns, streams whole characters, stops on Ctrl-C.

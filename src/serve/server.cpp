@@ -30,10 +30,20 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(error_body(e), "application/json");
 }
 
+// How one served model's conversations become ids: the chat template of its own folder (an
+// adapter folder with tokenizer_config.json holds the one training used; else the base's), the
+// variables training recorded, and the stop ids that go with that template.
+struct ChatRender {
+  std::unique_ptr<ChatTemplate> tmpl;  // null: no template (/v1/completions only)
+  nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+  std::vector<int32_t> eos_ids;
+};
+
 struct Served {
   std::string name;
   const LoraParams* lora = nullptr;  // null: the base
   std::string root;                  // the folder
+  std::shared_ptr<const ChatRender> chat;
 };
 
 }  // namespace
@@ -50,6 +60,7 @@ struct Server::Impl {
   int64_t created = now_s();
   int64_t capacity = 0;
   std::atomic<int64_t> next_id{0};
+  std::shared_ptr<const ChatRender> base_chat;
 
   explicit Impl(const ServeOptions& o) : opt(o) {
     InferenceOptions io = o.inf;
@@ -62,14 +73,17 @@ struct Server::Impl {
       inf = std::make_unique<Inference>(io);
     }
     if (!inf->tokenizer()) throw Error("{}: no tokenizer.json; lorafit serve needs the tokenizer", inf->model_dir().string());
-    models.push_back({o.served_model_name.empty() ? o.inf.model : o.served_model_name, nullptr, inf->model_dir().string()});
+    base_chat = chat_render(inf->model_dir(), false);
+    models.push_back({o.served_model_name.empty() ? o.inf.model : o.served_model_name, nullptr,
+                      inf->model_dir().string(), base_chat});
     if (models[0].name.empty()) models[0].name = inf->model_dir().string();
     const auto names = inf->adapter_names();
     for (size_t i = 0; i < o.lora_modules.size(); ++i) {
       for (const auto& m : models)
         if (m.name == o.lora_modules[i].first)
           throw Error("--lora-modules {}: the name is already served; give each adapter its own name", m.name);
-      models.push_back({o.lora_modules[i].first, inf->adapter(names[i]), o.lora_modules[i].second});
+      models.push_back({o.lora_modules[i].first, inf->adapter(names[i]), o.lora_modules[i].second,
+                        chat_render(o.lora_modules[i].second, true)});
     }
     const int64_t ctx = context_length(inf->model().config());
     if (o.max_model_len < 0 || o.max_model_len > ctx)
@@ -81,6 +95,22 @@ struct Server::Impl {
     engine = std::make_unique<Engine>(inf->model(), *inf->tokenizer(), o.max_batch, capacity, o.max_queue);
     routes();
     port = net::bind(http, o.host, o.port, "--port", "--host");
+  }
+
+  // The conversation rules of `folder` (an adapter's without tokenizer_config.json: the base's).
+  // Its generation_config.json when it has one, else the base's, gives the eos ids.
+  std::shared_ptr<const ChatRender> chat_render(const fs::path& folder, bool adapter) {
+    if (adapter && !fs::exists(folder / "tokenizer_config.json")) return base_chat;
+    auto r = std::make_shared<ChatRender>();
+    std::optional<TokenizerConfig> tc;
+    if (fs::exists(folder / "tokenizer_config.json")) tc = TokenizerConfig::load(folder);
+    if (tc && !tc->chat_templates.empty()) r->tmpl = std::make_unique<ChatTemplate>(ChatTemplate::from_config(*tc));
+    if (adapter) r->vars = trained_template_vars(folder);
+    const fs::path gen = fs::exists(folder / "generation_config.json") ? folder : inf->model_dir();
+    GenerationConfig gc;
+    if (fs::exists(gen / "generation_config.json")) gc = load_generation_config(gen / "generation_config.json");
+    r->eos_ids = stop_ids(gc, inf->tokenizer(), tc, inf->model().config());
+    return r;
   }
 
   std::optional<Served> find_model(const std::string& name) {
@@ -111,11 +141,14 @@ struct Server::Impl {
     const char* what = r.chat ? "messages" : "prompt";
     try {
       if (r.chat) {
-        if (!inf->has_chat_template())
+        if (!m->chat->tmpl)
           throw ApiError(400, fmt::format("{} has no chat template (tokenizer_config.json chat_template); use "
-                                          "/v1/completions with a prompt", inf->model_dir().string()),
+                                          "/v1/completions with a prompt", m->root),
                          "messages", "no_chat_template");
-        job->prompt = inf->encode_messages(r.messages, "messages");
+        ChatOptions co;
+        co.add_generation_prompt = true;
+        co.extra = m->chat->vars;
+        job->prompt = inf->tokenizer()->encode(m->chat->tmpl->render(r.messages, co));  // the template writes BOS
       } else {
         job->prompt = r.prompt_ids.empty() ? inf->encode_text(r.prompt) : r.prompt_ids;
       }
@@ -131,6 +164,7 @@ struct Server::Impl {
                                       capacity, what, P),
                      what, "context_length_exceeded");
     GenerateSettings s = inf->defaults();
+    s.eos_ids = m->chat->eos_ids;
     if (r.max_tokens) {
       if (P + *r.max_tokens > capacity)
         throw ApiError(400, fmt::format("This model's maximum context length is {} tokens. However, you requested {} "
@@ -373,7 +407,13 @@ struct Server::Impl {
     } catch (const Error& e) {
       throw ApiError(400, e.what(), "lora_path", "invalid_value");
     }
-    models.push_back({name, loaded.back().get(), path});
+    std::shared_ptr<const ChatRender> chat;
+    try {
+      chat = chat_render(path, true);
+    } catch (const Error& e) {
+      throw ApiError(400, e.what(), "lora_path", "invalid_value");
+    }
+    models.push_back({name, loaded.back().get(), path, chat});
     res.set_content(fmt::format("Success: LoRA adapter '{}' added successfully.", name), "text/plain");
   }
 

@@ -82,12 +82,12 @@ def chat(model, **kw):
 s, m, _ = call("/v1/models")
 assert s == 200, m
 ids = {d["id"]: d for d in m["data"]}
-assert list(ids) == ["stories", "a1", "a2"], m
+assert list(ids) == ["stories", "a1", "a2", "a4"], m
 assert ids["a1"]["parent"] == "stories" and ids["stories"]["parent"] is None, m
 
 # 2. greedy chat for each model == `lorafit generate` for the same messages; adapters differ from base.
 answers = {}
-for name in ["stories", "a1", "a2"]:
+for name in ["stories", "a1", "a2", "a4"]:
     ref = json.load(open(f"{TMP}/gen_{'base' if name == 'stories' else name}.json"))
     s, r, _ = chat(name)
     assert s == 200, r
@@ -99,6 +99,7 @@ for name in ["stories", "a1", "a2"]:
     assert r["choices"][0]["finish_reason"] == want_finish, r
     answers[name] = got
 assert answers["a1"] != answers["stories"] and answers["a2"] != answers["a1"], answers
+assert answers["a4"] != answers["a1"], answers  # a1's weights through a4's own chat template
 
 # 3. streamed == non-streamed, include_usage gives the same usage.
 s, r, _ = chat("a1")

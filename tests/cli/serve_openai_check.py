@@ -13,7 +13,7 @@ ref = {name: json.load(open(f"{TMP}/gen_{name}.json")) for name in ["base", "a1"
 # models.list: the base and both adapters, parents as vLLM's extra field
 models = client.models.list()
 ids = [m.id for m in models.data]
-assert ids == ["stories", "a1", "a2"], ids
+assert ids == ["stories", "a1", "a2", "a4"], ids
 assert models.data[1].model_extra["parent"] == "stories", models.data[1]
 
 # chat: greedy answers equal `lorafit generate` (base and adapters), and differ from each other
