@@ -78,11 +78,12 @@ def main():
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--vocab", type=int, default=32000, help="prompt ids are drawn below this")
     ap.add_argument("--max-model-len", type=int, default=256)
+    ap.add_argument("--dtype", default="auto", help="the server's --dtype (activations)")
     a = ap.parse_args()
     rng = random.Random(0)
     prompts = [[rng.randrange(a.vocab) for _ in range(a.prompt_len)] for _ in range(a.streams + a.single + 1)]
     srv = subprocess.Popen([a.lorafit, "serve", "--model", a.model, "--served-model-name", "m", "--port", "0",
-                            "--max-batch", str(a.streams), "--max-model-len", str(a.max_model_len)],
+                            "--max-batch", str(a.streams), "--max-model-len", str(a.max_model_len), "--dtype", a.dtype],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         url = None
@@ -108,7 +109,8 @@ def main():
         tps2, ttft2, wall2 = run(url, prompts[:a.streams], a.new)
         rss2 = rss_mib(srv.pid)
         ttft = ttft1 + ttft2
-        print(f"model {a.model}, prompts {a.prompt_len} ids, {a.new} new tokens each, greedy, ignore_eos")
+        print(f"model {a.model}, --dtype {a.dtype}, prompts {a.prompt_len} ids, {a.new} new tokens each, greedy, "
+              "ignore_eos")
         print(f"1 stream:   {single_tps:.2f} tokens/s ({a.single} requests, {single_wall:.1f} s), "
               f"TTFT {', '.join(f'{x:.3f}' for x in single_ttft)} s")
         print(f"{a.streams} streams: round 1 {tps1:.2f} tokens/s ({wall1:.1f} s), round 2 {tps2:.2f} tokens/s "
