@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages lorafit needs to build and test. Idempotent: when every
 # package is already installed it returns at once without touching apt.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ pkg-config
+pkgs=(cmake ninja-build g++ pkg-config ccache
       nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libpcre2-dev libutf8proc-dev
       libdnnl-dev libhwy-dev libcpp-httplib-dev libfmt-dev libgtest-dev libbenchmark-dev
       libopenblas-openmp-dev  # only for bench/bench_backend_gemm's library comparison

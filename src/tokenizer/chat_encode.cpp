@@ -112,8 +112,10 @@ ChatEncoding encode_chat(const Tokenizer& tok, const ChatTemplate& tmpl, const o
       lens = token_byte_lengths(tok, whole, nfc_length(r.text, r.text.size()));
     }
     if (!lens)
-      throw Error("{}: cannot place whole-text tokens on the rendered text (the tokenizer's normalizer changes it); "
-                  "use ChatBoundaryPolicy::kPerSegment", tmpl.name());
+      throw ChatPlacementError("{}: cannot tell which tokens belong to the assistant replies: the tokenizer's "
+                               "normalizer or decoder rewrites the text (beyond NFC), so its tokens do not line up "
+                               "with the messages",
+                               tmpl.name());
     ChatEncoding out;
     out.ids = whole;
     label_by_offsets(placed, 0, *lens, out);
@@ -123,8 +125,8 @@ ChatEncoding encode_chat(const Tokenizer& tok, const ChatTemplate& tmpl, const o
   while (k < whole.size() && k < enc.ids.size() && whole[k] == enc.ids[k]) ++k;
   int msg = k < enc.message.size() ? enc.message[k] : -1;
   throw Error("{}: a message boundary falls inside a token (first difference at token {}, message {}): "
-              "encoding prompt and reply apart gives other ids than encoding the whole text. Set "
-              "ChatOptions::boundary to kPerSegment or kWholeText to accept one of them",
+              "encoding prompt and reply apart gives other ids than encoding the whole text; ask encode_chat for "
+              "the per-segment ids or for the whole-text ids instead (its boundary option)",
               tmpl.name(), k, msg);
 }
 

@@ -26,6 +26,7 @@
 #include "tokenizer/jinja.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_config.h"
+#include "util/error.h"
 
 namespace lorafit {
 
@@ -95,6 +96,11 @@ class ChatTemplate {
 // all not; parse_special=true; no BOS added: the template writes any BOS itself, as
 // apply_chat_template does with add_special_tokens=False). When the concatenated ids differ
 // from encoding the whole text, opts.boundary decides (by default: throw Error).
+// With kWholeText, a tokenizer whose normalizer or decoder rewrites the text beyond NFC leaves
+// no way to place the tokens on the messages: ChatPlacementError (the caller names its setting).
+struct ChatPlacementError : Error {
+  using Error::Error;
+};
 ChatEncoding encode_chat(const Tokenizer& tok, const ChatTemplate& tmpl, const nlohmann::ordered_json& messages,
                          const ChatOptions& opts = {});
 

@@ -45,12 +45,12 @@ void Decoder::add(const json& j, const std::string& path) {
     s.kind = Step::ByteLevel;
   } else if (type == "Metaspace") {
     s.kind = Step::Metaspace;
-    s.replacement = get_or<std::string>(j, "replacement", "\u2581");
+    s.replacement = get_or<std::string>(j, "replacement", "\u2581", path);
     single_char(s.replacement, path + ".replacement");
     if (j.contains("prepend_scheme") && j.at("prepend_scheme").is_string())
       s.strip_first = j.at("prepend_scheme").get<std::string>() != "never";
     else
-      s.strip_first = get_or(j, "add_prefix_space", true);
+      s.strip_first = get_or(j, "add_prefix_space", true, path);
   } else if (type == "Replace") {
     s.kind = Step::Replace;
     s.pattern = Pattern::parse(field(j, "pattern", path), path + ".pattern");
@@ -63,8 +63,8 @@ void Decoder::add(const json& j, const std::string& path) {
     s.kind = Step::Strip;
     s.content = str_field(j, "content", path);
     single_char(s.content, path + ".content");
-    s.start = get_or<size_t>(j, "start", 0);
-    s.stop = get_or<size_t>(j, "stop", 0);
+    s.start = get_or<size_t>(j, "start", 0, path);
+    s.stop = get_or<size_t>(j, "stop", 0, path);
   } else {
     throw Error("tokenizer.json: {}.type: unsupported decoder \"{}\" (supported: ByteLevel, Metaspace, Replace, "
                 "ByteFallback, Fuse, Strip, Sequence)", path, type);

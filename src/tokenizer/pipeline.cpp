@@ -124,8 +124,8 @@ void Normalizer::add(const json& j, const std::string& path) {
     steps_.push_back(Step{Step::Prepend, NormForm::NFC, {}, str_field(j, "prepend", path)});
   } else if (type == "Strip") {
     Step s{Step::Strip, NormForm::NFC, {}, {}};
-    s.left = get_or(j, "strip_left", true);
-    s.right = get_or(j, "strip_right", true);
+    s.left = get_or(j, "strip_left", true, path);
+    s.right = get_or(j, "strip_right", true, path);
     steps_.push_back(std::move(s));
   } else {
     throw Error("tokenizer.json: {}.type: unsupported normalizer \"{}\" (supported: NFC, NFD, NFKC, NFKD, Replace, "
@@ -220,14 +220,14 @@ void PreTokenizer::add(const json& j, const std::string& path) {
       s.pattern = Pattern::parse(pj, path + ".pattern");
     }
     s.behavior = parse_behavior(j, path);
-    s.invert = get_or(j, "invert", false);
+    s.invert = get_or(j, "invert", false, path);
   } else if (type == "ByteLevel") {
     s.kind = Step::ByteLevel;
-    s.add_prefix_space = get_or(j, "add_prefix_space", true);
-    if (get_or(j, "use_regex", true)) s.gpt2 = std::make_unique<Regex>(kGpt2Pattern, path);
+    s.add_prefix_space = get_or(j, "add_prefix_space", true, path);
+    if (get_or(j, "use_regex", true, path)) s.gpt2 = std::make_unique<Regex>(kGpt2Pattern, path);
   } else if (type == "Metaspace") {
     s.kind = Step::Metaspace;
-    s.replacement = get_or<std::string>(j, "replacement", "\u2581");
+    s.replacement = get_or<std::string>(j, "replacement", "\u2581", path);
     single_char(s.replacement, path + ".replacement");
     if (j.contains("prepend_scheme") && j.at("prepend_scheme").is_string()) {
       const std::string ps = j.at("prepend_scheme").get<std::string>();
@@ -236,12 +236,12 @@ void PreTokenizer::add(const json& j, const std::string& path) {
       else if (ps == "never") s.prepend = Step::Never;
       else throw Error("tokenizer.json: {}.prepend_scheme: unknown value \"{}\" (expected always, first, never)", path, ps);
     } else {
-      s.prepend = get_or(j, "add_prefix_space", true) ? Step::Always : Step::Never;
+      s.prepend = get_or(j, "add_prefix_space", true, path) ? Step::Always : Step::Never;
     }
-    s.split = get_or(j, "split", true);
+    s.split = get_or(j, "split", true, path);
   } else if (type == "Digits") {
     s.kind = Step::Digits;
-    s.individual = get_or(j, "individual_digits", false);
+    s.individual = get_or(j, "individual_digits", false, path);
   } else {
     throw Error("tokenizer.json: {}.type: unsupported pre-tokenizer \"{}\" (supported: Split, ByteLevel, Metaspace, "
                 "Digits, Sequence)", path, type);

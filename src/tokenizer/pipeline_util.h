@@ -3,9 +3,12 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "tokenizer/split.h"
@@ -26,10 +29,25 @@ inline std::string str_field(const json& j, const char* key, const std::string& 
   if (!v.is_string()) throw Error("tokenizer.json: {}.{} must be a string, got {}", path, key, v.type_name());
   return v.get<std::string>();
 }
+// An optional field of type T (bool, string or an unsigned count), checked: a wrong type is a
+// message naming the field, and a number is never converted out of its range (a float such as
+// 1e300 into size_t is undefined behaviour; -1 would wrap).
 template <class T>
-T get_or(const json& j, const char* key, T dflt) {
+T get_or(const json& j, const char* key, T dflt, const std::string& path = "") {
   if (!j.contains(key) || j.at(key).is_null()) return dflt;
-  return j.at(key).get<T>();
+  const json& v = j.at(key);
+  const std::string where = path.empty() ? std::string(key) : path + "." + key;
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean()) throw Error("tokenizer.json: {} must be true or false, got {}", where, v.dump());
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (!v.is_string()) throw Error("tokenizer.json: {} must be a string, got {}", where, v.type_name());
+  } else {
+    static_assert(std::is_unsigned_v<T>, "get_or: bool, std::string or an unsigned count");
+    if (!v.is_number_unsigned() || v.get<uint64_t>() > std::numeric_limits<T>::max())
+      throw Error("tokenizer.json: {} must be a count from 0 to {}, got {}", where, std::numeric_limits<T>::max(),
+                  v.dump());
+  }
+  return v.get<T>();
 }
 inline std::string type_of(const json& j, const std::string& path) {
   if (!j.is_object()) throw Error("tokenizer.json: {} must be an object, got {}", path, j.type_name());

@@ -57,9 +57,20 @@ std::optional<Example> ChatRenderer::render(const Record& r, const RenderOptions
     ChatOptions co;
     co.extra = setup_.extra();
     co.boundary = ChatBoundaryPolicy::kWholeText;  // ids as apply_chat_template(tokenize=True)
-    const ChatEncoding enc = encode_chat(tok_, *tmpl_, r.messages, co);
-    ex.ids = enc.ids;
-    train = enc.trainable;
+    if (o.train_on_prompt) {  // every token trained: the whole-text ids need no placement on the messages
+      ex.ids = tok_.encode(tmpl_->render(r.messages, co), true);
+      train.assign(ex.ids.size(), 1);
+    } else {
+      try {
+        const ChatEncoding enc = encode_chat(tok_, *tmpl_, r.messages, co);
+        ex.ids = enc.ids;
+        train = enc.trainable;
+      } catch (const ChatPlacementError& e) {
+        throw Error("{}; set train_on_prompt: true to train on every token of the conversation (no placement "
+                    "needed then)",
+                    e.what());
+      }
+    }
   }
   if (static_cast<int64_t>(ex.ids.size()) > o.cutoff_len) {
     ex.ids.resize(static_cast<size_t>(o.cutoff_len));

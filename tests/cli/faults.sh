@@ -34,11 +34,8 @@ expect_failed_run() {  # expect_failed_run OUTDIR LOG "message"
 fresh_model
 "$BIN" "${args[@]}" --output_dir "$W/trunc" --max_steps 100000 > "$W/trunc.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 3000); do  # until step 2 is logged
-  grep -q '"step": 2' "$W/trunc/metrics.jsonl" 2>/dev/null && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.02
-done
+step2_logged() { grep -q '"step": 2' "$W/trunc/metrics.jsonl" 2>/dev/null || ! kill -0 $pid 2>/dev/null; }
+wait_until 300 step2_logged || fail "truncated model: no step 2 in 300 s"
 truncate -s 4096 "$W/m/model.safetensors"  # the header survives, the weights are gone
 rc=0
 wait $pid || rc=$?
@@ -59,6 +56,31 @@ expect_failed_run "$W/full" "$W/full.log" \
   "could not write $W/full/checkpoint-2 ($W/full/checkpoint-2.tmp/adapter_model.safetensors: write failed: File too large); is the disk full? Earlier checkpoints are intact; free space and resume with --resume_from_checkpoint latest"
 [ ! -e "$W/full/checkpoint-2" ] || { ls -la "$W/full/checkpoint-2"; fail "a checkpoint folder was left half-written"; }
 echo "ok: disk full"
+
+# ---- 2b. the disk filling up between checkpoints ----
+# checkpoint-2 is written, then the 200 KiB limit is set on the running process (prlimit):
+# the next checkpoint fails, the earlier one stays intact and loadable.
+if command -v prlimit >/dev/null; then
+  fresh_model
+  ( trap '' XFSZ; exec "$BIN" "${args[@]}" --lora_r 64 --lora_target all-linear --output_dir "$W/fill" \
+      --max_steps 100000 --save_steps 2 ) > "$W/fill.log" 2>&1 &
+  pid=$!
+  wait_until 300 test -f "$W/fill/checkpoint-2/adapter_model.safetensors" || { cat "$W/fill.log"; fail "no checkpoint-2"; }
+  prlimit --pid $pid --fsize=204800
+  rc=0
+  wait $pid || rc=$?
+  [ $rc -eq 1 ] || { cat "$W/fill.log"; fail "disk full between checkpoints: exit code $rc, expected 1"; }
+  k=$(sed -n 's|.*could not write .*/checkpoint-\([0-9]*\) (.*|\1|p' "$W/fill.log" | head -1)
+  [ -n "$k" ] && [ "$k" -gt 2 ] || { cat "$W/fill.log"; fail "no failed checkpoint after checkpoint-2"; }
+  expect_failed_run "$W/fill" "$W/fill.log" \
+    "could not write $W/fill/checkpoint-$k ($W/fill/checkpoint-$k.tmp/adapter_model.safetensors: write failed: File too large); is the disk full? Earlier checkpoints are intact; free space and resume with --resume_from_checkpoint latest"
+  [ ! -e "$W/fill/checkpoint-$k" ] || fail "checkpoint-$k was left half-written"
+  "$BIN" generate --model "$W/m" --adapter "$W/fill/checkpoint-2" --prompt hi --raw --max_new_tokens 2 \
+    > "$W/fill_gen.log" 2>&1 || { cat "$W/fill_gen.log"; fail "checkpoint-2 does not load after the disk filled"; }
+  echo "ok: disk full between checkpoints (checkpoint-2 intact, checkpoint-$k refused)"
+else
+  echo "skip: no prlimit here (util-linux) for the between-checkpoints case"
+fi
 
 # ---- 3. memory limits ----
 fresh_model

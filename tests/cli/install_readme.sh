@@ -5,10 +5,20 @@
 # folders it names (here: the demo model and the bundled DISC records, linked in); a hub id
 # as model_name_or_path is refused with the download command and the config line.
 # Usage: bash install_readme.sh /path/to/lorafit /path/to/source-root
+# The README's two top commands (between its <!-- top-commands --> markers) are checked here
+# for what ctest's time allows: each names a script of the repository and .ci/run runs the
+# second verbatim; tests/slow/readme_commands.sh runs the first verbatim on a fresh clone
+# (a full build: scripts/test.sh runs it after ctest).
 set -euo pipefail
 BIN=$1 SRC=$2
 source "$SRC/tests/cli/train_common.bash"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+top=$(sed -n '/^<!-- top-commands/,/^<!-- \/top-commands -->/p' "$SRC/README.md" | sed -n '/^```sh$/,/^```$/p' |
+      grep -v '^```' | sed 's/ *#.*//')
+[ "$top" = $'bash scripts/demo.sh\nbash scripts/test.sh' ] || fail "README's top commands changed: '$top' (update tests/slow/readme_commands.sh's expectations)"
+for c in demo test; do [ -f "$SRC/scripts/$c.sh" ] || fail "README names scripts/$c.sh, which is missing"; done
+grep -qxF 'bash scripts/test.sh' "$SRC/.ci/run" || fail ".ci/run does not run the README's test command verbatim"
+grep -q 'tests/slow/readme_commands.sh' "$SRC/scripts/test.sh" || fail "scripts/test.sh does not run the README check"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/home" "$W/repo"

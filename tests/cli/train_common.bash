@@ -13,3 +13,14 @@ make_stories() {
   done
 }
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# wait_until SECONDS COMMAND...: runs COMMAND every 0.05 s until it succeeds (returns 0) or
+# SECONDS of wall time pass (returns 1). Tests wait on conditions with generous deadlines,
+# never on fixed sleeps or iteration counts: a loaded 2-core machine stretches every step.
+wait_until() {
+  local limit=$1 start=$SECONDS
+  shift
+  until "$@"; do
+    ((SECONDS - start < limit)) || return 1
+    sleep 0.05
+  done
+}

@@ -31,8 +31,11 @@ interrupt() {
   local sig=$1 dir=$2 code=$3
   "$BIN" "${args[@]}" --output_dir "$dir" > "$dir.log" 2>&1 &
   local pid=$! rc=0
-  for _ in $(seq 1 3000); do
-    grep -q '"step":5,' "$dir/metrics.jsonl" 2>/dev/null && break
+  # Polled every 10 ms (not wait_until's 50 ms): 15 fast steps remain after step 5.
+  local start=$SECONDS
+  until grep -q '"step":5,' "$dir/metrics.jsonl" 2>/dev/null; do
+    kill -0 $pid 2>/dev/null || { cat "$dir.log"; fail "$sig: the run ended before step 5"; }
+    ((SECONDS - start < 300)) || { cat "$dir.log"; fail "$sig: no step 5 in 300 s"; }
     sleep 0.01
   done
   kill -"$sig" $pid
@@ -71,17 +74,19 @@ rm -rf old/checkpoint-15 old/checkpoint-20 old/checkpoint-10
 grep -q "resuming from .*checkpoint-5 at step 5/20" old2.log || { cat old2.log; fail "resume point"; }
 diff <(rows full/metrics.jsonl) <(rows old/metrics.jsonl) || fail "rows duplicated or lost after resuming from checkpoint-5"
 
-# A second Ctrl-C exits at once. Slow steps (big batches) so both signals land in one step.
-slow=(train --model "$SRC/tests/data/stories260K" --data stories.jsonl --dataset_format text --lora_target all-linear
-      --lora_r 4 --per_device_train_batch_size 40 --gradient_accumulation_steps 1 --max_steps 400 --logging_steps 1
+# A second Ctrl-C exits at once. Slow steps (400 samples each) so that the second signal,
+# sent as soon as the run has said it heard the first, lands inside the same step.
+make_stories many.jsonl 400
+slow=(train --model "$SRC/tests/data/stories260K" --data many.jsonl --dataset_format text --lora_target all-linear
+      --lora_r 4 --per_device_train_batch_size 100 --gradient_accumulation_steps 4 --max_steps 400 --logging_steps 1
       --save_steps 2 --eval_range 0:4 --num_samples 0 --cache_dir "$W/cache" --gradient_checkpointing false)
 "$BIN" "${slow[@]}" --output_dir twice > twice.log 2>&1 &
 pid=$!
-for _ in $(seq 1 3000); do
-  [ -d twice/checkpoint-2 ] && break
-  sleep 0.01
-done
-kill -INT $pid; sleep 0.002; kill -INT $pid
+wait_until 300 test -d twice/checkpoint-2 || { cat twice.log; fail "no checkpoint-2 in 300 s"; }
+kill -INT $pid
+heard_first() { grep -q "SIGINT: finishing the current step" twice.log; }
+wait_until 60 heard_first || { cat twice.log; fail "the first Ctrl-C was not acknowledged"; }
+kill -INT $pid
 rc=0; wait $pid || rc=$?
 [ "$rc" = 130 ] || { cat twice.log; fail "second Ctrl-C: exit status $rc"; }
 grep -q '"status": "interrupted"' twice/status.json || { cat twice/status.json; fail "second Ctrl-C: status"; }

@@ -113,6 +113,29 @@ TEST(TokenizerLoad, MalformedFilesNameTheField) {
   EXPECT_THROW(Tokenizer::load(temp_dir("empty")), Error);
 }
 
+// Numbers out of their range (issue 19: a signed overflow from a tokenizer.json field) are
+// refused by name, exactly; none is converted (a float such as 1e300 into a count is UB).
+TEST(TokenizerLoad, NumbersOutOfRangeNameTheField) {
+  const json j = json::parse(read_file(kData / "stories260K" / "tokenizer.json"));
+  auto with = [&](auto edit) {
+    json c = j;
+    edit(c);
+    return load_error(c.dump());
+  };
+  EXPECT_EQ(with([](json& c) { c["added_tokens"][1]["id"] = 4294967297LL; }),
+            "tokenizer.json: added_tokens[1].id = 4294967297 is not a token id (0 to 2147483647)");
+  EXPECT_EQ(with([](json& c) { c["added_tokens"][0]["id"] = 18446744073709551615ULL; }),
+            "tokenizer.json: added_tokens[0].id = 18446744073709551615 is not a token id (0 to 2147483647)");
+  EXPECT_EQ(with([](json& c) { c["model"]["vocab"]["<s>"] = 9223372036854775807LL; }),
+            "tokenizer.json: model.vocab[\"<s>\"] must be a non-negative integer id, got 9223372036854775807");
+  EXPECT_EQ(with([](json& c) { c["decoder"]["decoders"][3]["start"] = 1e300; }),
+            "tokenizer.json: decoder.decoders[3].start must be a count from 0 to 18446744073709551615, got 1e+300");
+  EXPECT_EQ(with([](json& c) { c["decoder"]["decoders"][3]["stop"] = -1; }),
+            "tokenizer.json: decoder.decoders[3].stop must be a count from 0 to 18446744073709551615, got -1");
+  EXPECT_EQ(with([](json& c) { c["normalizer"]["normalizers"][0] = {{"type", "Strip"}, {"strip_left", 1}}; }),
+            "tokenizer.json: normalizer.normalizers[0].strip_left must be true or false, got 1");
+}
+
 TEST(TokenizerLoad, InvalidUtf8InputIsReplacedByFffd) {
   const std::string bad = "ab\xFF\xE4\xB8 c\xC0\xAF";
   EXPECT_EQ(tok::utf8_lossy(bad), "ab\uFFFD\uFFFD c\uFFFD\uFFFD");  // from_utf8_lossy counts

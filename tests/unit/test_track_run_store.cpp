@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <string>
 #include <thread>
@@ -168,7 +169,16 @@ TEST(TrackRunStore, SystemMonitorRows) {
   RunStoreOptions o;
   o.system_period_s = 0.05;
   auto s = RunStore::create(dir, "", json::object(), json::object(), o);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Wait for two periodic rows (a condition, not a fixed sleep: on a loaded machine the
+  // monitor's thread may run late); a minute is far beyond any scheduling delay.
+  const auto complete_rows = [&] {
+    std::ifstream f(dir / "system.jsonl");
+    return std::count(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>(), '\n');
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (complete_rows() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_GE(complete_rows(), 2) << "the monitor wrote no rows in 60 s";
   s.reset();  // stops the monitor, which writes a last row
   auto rows = read_jsonl(dir / "system.jsonl");
   ASSERT_GE(rows.size(), 3u);

@@ -11,6 +11,7 @@
 
 #include "train/dataset.h"
 #include "train/render.h"
+#include "util/error.h"
 #include "util/file.h"
 
 using namespace lorafit;
@@ -164,5 +165,38 @@ TEST(TrainRender, TemplateFileReplacesTheFoldersTemplate) {
   const auto ex = r.render(rec, RenderOptions{}, st);
   ASSERT_TRUE(ex.has_value());
   EXPECT_EQ(ex->ids, r.tokenizer().encode("<|im_start|>user: hi<|im_end|><|im_start|>assistant: yo<|im_end|>"));
+  fs::remove(f);
+}
+
+// stories260K's tokenizer (Llama 2 style) prepends "▁" and rewrites spaces, so its whole-text
+// tokens cannot be placed on the messages: the error names the setting that avoids placement,
+// and with that setting the sample is the whole text's ids, every token trained.
+TEST(TrainRender, UnplaceableTokensNameTheSettingThatAvoidsPlacement) {
+  const fs::path f = fs::temp_directory_path() / ("lorafit_tmpl_stories_" + std::to_string(::getpid()) + ".jinja");
+  write_file_atomic(f, "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}");
+  ChatSetup setup;
+  setup.template_file = f.string();
+  const ChatRenderer r(kData / "stories260K", setup);
+  Record rec;
+  rec.messages = nlohmann::ordered_json::parse(R"([{"role":"user","content":"Once upon a time"},
+                                                   {"role":"assistant","content":"there was a cat"}])");
+  RenderOptions ro;
+  RenderStats st;
+  try {
+    r.render(rec, ro, st);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              f.string() +
+                  " (--template): cannot tell which tokens belong to the assistant replies: the tokenizer's "
+                  "normalizer or decoder rewrites the text (beyond NFC), so its tokens do not line up with the "
+                  "messages; set train_on_prompt: true to train on every token of the conversation (no placement "
+                  "needed then)");
+  }
+  ro.train_on_prompt = true;
+  const auto ex = r.render(rec, ro, st);
+  ASSERT_TRUE(ex.has_value());
+  EXPECT_EQ(ex->ids, r.tokenizer().encode("user: Once upon a time\nassistant: there was a cat\n", true));
+  EXPECT_EQ(ex->labels, ex->ids);
   fs::remove(f);
 }

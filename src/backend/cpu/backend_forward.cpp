@@ -228,7 +228,10 @@ void CpuBackend::rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, fl
   if (cpu_bf16::any({&out, &x})) return cpu_bf16::rmsnorm_forward(*this, out, rstd, x, w, eps);
   check_f32(out, "rmsnorm out");
   check_f32(x, "rmsnorm x");
-  const auto [N, C] = as_matrix(x);
+  // plain variables, not a structured binding: the lambda and the OpenMP region below use them
+  // (C++20 allows capturing bindings; clang 14, which builds the fuzz targets, does not)
+  const Mat m = as_matrix(x);
+  const int64_t N = m.rows, C = m.cols;
   LF_CHECK(out.numel() == N * C && out.dim(-1) == C, "rmsnorm out {} vs x {}", out.shape_str(), x.shape_str());
   LF_CHECK(w.numel() == C && is_weight_dtype(w.dtype), "rmsnorm weight {} for C={}", w.shape_str(), C);
   if (!rstd.empty()) {
@@ -319,7 +322,8 @@ void CpuBackend::matmul(Tensor out, Tensor a, bool trans_a, Tensor b, bool trans
 void CpuBackend::add_bias(Tensor out, Tensor bias) {
   if (cpu_bf16::any({&out})) return cpu_bf16::add_bias(*this, out, bias);
   check_f32(out, "add_bias out");
-  const auto [N, O] = as_matrix(out);
+  const Mat m = as_matrix(out);  // not a structured binding: the lambda uses N, O (clang 14)
+  const int64_t N = m.rows, O = m.cols;
   LF_CHECK(bias.numel() == O && is_weight_dtype(bias.dtype), "bias {} for out {}", bias.shape_str(), out.shape_str());
   with_weight(bias, [&](auto* bp) { cpu::add_bias(out.as<float>(), bp, N, O); });
 }

@@ -26,31 +26,38 @@ std::atomic<bool>& bf16_dot_on() {
   return on;
 }
 
-// y32 (M, O) = x (M, I) · W (O, I)ᵀ, M ≤ 4: each W row streamed once, 32 bf16 per load.
+// y32[m·O + o] = x (M, I) · W[o] (I), M ≤ 4: one W row streamed once, 32 bf16 per load. The
+// AVX512 body is its own function: clang outlines an OpenMP region into a function without the
+// enclosing target attribute, so the parallel loop (dot_rows_dpbf16) must hold no vector code.
 template <int M>
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) void dot_rows_dpbf16(float* y32, const uint16_t* x,
-                                                                           const uint16_t* W, int64_t O, int64_t I) {
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < O; ++o) {
-    const uint16_t* w = W + o * I;  // (I)
-    __m512 acc[M];
-    for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < I; k += 32) {
-      const __mmask32 mask = I - k >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << (I - k)) - 1u);
-      const __m512i wv = _mm512_maskz_loadu_epi16(mask, w + k);  // zeros beyond I add nothing
-      for (int m = 0; m < M; ++m) {
-        const __m512i xv = _mm512_maskz_loadu_epi16(mask, x + m * I + k);
-        acc[m] = _mm512_dpbf16_ps(acc[m], reinterpret_cast<__m512bh>(xv), reinterpret_cast<__m512bh>(wv));
-      }
-    }
-    for (int m = 0; m < M; ++m) {  // lanes summed through memory (GCC 12 warns falsely inside _mm512_reduce_add_ps)
-      alignas(64) float lanes[16];
-      _mm512_store_ps(lanes, acc[m]);
-      float s = 0.f;
-      for (float l : lanes) s += l;
-      y32[m * O + o] = s;
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void dot_row_dpbf16(float* y32, const uint16_t* x,
+                                                                          const uint16_t* W, int64_t o, int64_t O,
+                                                                          int64_t I) {
+  const uint16_t* w = W + o * I;  // (I)
+  __m512 acc[M];
+  for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < I; k += 32) {
+    const __mmask32 mask = I - k >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << (I - k)) - 1u);
+    const __m512i wv = _mm512_maskz_loadu_epi16(mask, w + k);  // zeros beyond I add nothing
+    for (int m = 0; m < M; ++m) {
+      const __m512i xv = _mm512_maskz_loadu_epi16(mask, x + m * I + k);
+      acc[m] = _mm512_dpbf16_ps(acc[m], reinterpret_cast<__m512bh>(xv), reinterpret_cast<__m512bh>(wv));
     }
   }
+  for (int m = 0; m < M; ++m) {  // lanes summed through memory (GCC 12 warns falsely inside _mm512_reduce_add_ps)
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, acc[m]);
+    float s = 0.f;
+    for (float l : lanes) s += l;
+    y32[m * O + o] = s;
+  }
+}
+
+// y32 (M, O) = x (M, I) · W (O, I)ᵀ, rows of W split across threads.
+template <int M>
+void dot_rows_dpbf16(float* y32, const uint16_t* x, const uint16_t* W, int64_t O, int64_t I) {
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < O; ++o) dot_row_dpbf16<M>(y32, x, W, o, O, I);
 }
 
 void dot_dpbf16(float* y32, const uint16_t* x, const uint16_t* W, int64_t M, int64_t O, int64_t I) {
