@@ -170,7 +170,8 @@ CompletionRequest parse_completion_request(std::string_view text, bool chat) {
   static const std::vector<std::string> chat_only = {"messages", "max_completion_tokens", "top_logprobs", "tools",
                                                      "tool_choice", "parallel_tool_calls", "response_format"};
   static const std::vector<std::string> completion_only = {"prompt", "best_of", "echo", "suffix"};
-  for (const auto& [k, v] : body.items()) {
+  for (const auto& item : body.items()) {
+    const std::string& k = item.key();  // not a structured binding: the lambda uses it (clang 14)
     auto known = [&](const std::vector<std::string>& names) {
       return std::find(names.begin(), names.end(), k) != names.end();
     };

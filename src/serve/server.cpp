@@ -444,7 +444,7 @@ struct Server::Impl {
   // Runs a handler; an ApiError becomes OpenAI's error object with its status.
   template <class F>
   auto api(F f) {
-    return [this, f](const httplib::Request& req, httplib::Response& res) {
+    return [f](const httplib::Request& req, httplib::Response& res) {
       try {
         f(req, res);
       } catch (const ApiError& e) {

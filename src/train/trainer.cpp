@@ -193,7 +193,7 @@ std::string resume_hint(const Run& r) {
 // Signals: the first asks the loop to stop after the current step; the second ends the
 // process at once, leaving status.json "interrupted" at the last checkpoint.
 std::unique_ptr<StopScope> watch_signals(Run& r) {
-  auto first = [&r](int sig) {
+  auto first = [](int sig) {
     std::fprintf(stderr, "\n%s: finishing the current step, then writing a checkpoint (%s again to quit at once)\n",
                  StopScope::signal_name(sig), sig == 2 ? "Ctrl-C" : "the signal");
     std::fflush(stderr);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The repository is self-contained: every docs/NAME.md a tracked file cites exists in docs/,
+# The repository is self-contained: every document under docs/ that a tracked file cites exists,
 # and no file points outside the repository (../shared, /work/). Usage: docs_refs.sh LORAFIT SRC
 set -euo pipefail
 SRC="$2"
@@ -20,7 +20,7 @@ while IFS= read -r hit; do
   if [ ! -f "$doc" ]; then echo "$file cites $doc, which the repository lacks"; missing=1; fi
 done < <(grep -Io 'ggml docs/[A-Za-z0-9_.-]*\.md\|docs/[A-Za-z0-9_.-]*\.md' "${files[@]}" | grep -v ':ggml ' | sort -u)
 [ $missing -eq 0 ] || fail "cited documents missing"
-# Bare DESIGN.md / SPEC.md (not under docs/) are citations too.
+# A bare design or spec document name (without docs/) is a citation too.
 bare=$(grep -In '\(^\|[^/A-Za-z]\)\(DESIGN\|SPEC\)\.md' "${files[@]}" | grep -v 'docs/\(DESIGN\|SPEC\)\.md' || true)
 [ -z "$bare" ] || fail "cite docs/DESIGN.md or docs/SPEC.md by their path: $bare"
 outside=$(grep -In '\.\./shared\|/work/' "${files[@]}" | grep -v '^tests/cli/docs_refs.sh:' || true)

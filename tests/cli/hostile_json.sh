@@ -4,7 +4,7 @@
 # ends with lorafit's one-line depth message naming the file (and the field), exit code 1,
 # never a crash. Files: config.json, generation_config.json, tokenizer.json,
 # tokenizer_config.json, a safetensors header, adapter_config.json, a dataset's JSONL record
-# and JSON array, --messages.
+# and JSON array, a chat's messages file; and the crafted dataset that hung (too many keys).
 # Usage: bash hostile_json.sh /path/to/lorafit /path/to/source-root
 set -euo pipefail
 BIN=$1 SRC=$2
@@ -48,8 +48,9 @@ expect config "$d/config.json: $limit at field \`x\` (lorafit's limit, as serde_
 d=$(deep array | model generation_config.json)
 expect generation_config "$d/generation_config.json: $limit (lorafit's limit, as serde_json's); flatten the data" \
   "$BIN" "${g[@]}" --model "$d"
+a127=$(python3 -c 'print(".".join(["a"] * 127))')  # the field path at the 128th level
 d=$(deep object | model tokenizer.json)
-expect tokenizer "$d/tokenizer.json: $limit at field \`a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a\` (lorafit's limit, as serde_json's); flatten the data" \
+expect tokenizer "$d/tokenizer.json: $limit at field \`$a127\` (lorafit's limit, as serde_json's); flatten the data" \
   "$BIN" tokenize --tokenizer "$d" --text hi
 d=$(printf '{"chat_template": "x", "eos_token": %s}' "$(deep array)" | model tokenizer_config.json)
 expect tokenizer_config "$d/tokenizer_config.json: $limit at field \`eos_token\` (lorafit's limit, as serde_json's); flatten the data" \
@@ -62,18 +63,25 @@ expect safetensors "$d/model.safetensors (header): $limit at field \`__metadata_
   "$BIN" "${g[@]}" --model "$d"
 # an adapter folder
 mkdir -p "$W/adapter"
+cp "$SRC/tests/fixtures/export/adapters/qwen2-tok/adapter_model.safetensors" "$W/adapter/"
 printf '{"peft_type": "LORA", "target_modules": %s}' "$(deep array)" > "$W/adapter/adapter_config.json"
 expect adapter "$W/adapter/adapter_config.json: $limit at field \`target_modules\` (lorafit's limit, as serde_json's); flatten the data" \
   "$BIN" "${g[@]}" --model "$M" --adapter "$W/adapter"
 # datasets: a JSONL record (line 2) and a JSON array
 printf '{"text": "a"}\n{"text": %s}\n' "$(deep array)" > "$W/d.jsonl"
 t=(train --model "$M" --dataset_format text --max_steps 1 --cache_dir "$W/cache")
-expect dataset_jsonl "$W/d.jsonl:2: $limit at field \`text\` (lorafit's limit, as serde_json's); flatten the data" \
+expect dataset_jsonl "$W/d.jsonl:2: record is $limit at field \`text\` (lorafit's limit, as serde_json's); flatten the data; fix it or set on_bad_record: skip" \
   "$BIN" "${t[@]}" --data "$W/d.jsonl" --output_dir "$W/run1"
 printf '[{"text": "a"}, {"text": %s}]' "$(deep object)" > "$W/d.json"
-expect dataset_json "$W/d.json: $limit at field \`[1].text.a.a\` (lorafit's limit, as serde_json's); flatten the data" \
+a125=$(python3 -c 'print(".a" * 125)')  # the array and the record are levels 1 and 2
+expect dataset_json "$W/d.json: $limit at field \`text$a125\` (lorafit's limit, as serde_json's); flatten the data; expected an array of records or one record per line" \
   "$BIN" "${t[@]}" --data "$W/d.json" --output_dir "$W/run2"
+# the crafted dataset that hung (ordered objects insert in O(n): 200,000 keys took hours), under a
+# timeout: refused at the key limit in well under a second
+python3 -c 'import sys; sys.stdout.write("{" + ",".join("\"k%d\": 0" % i for i in range(200000)) + "}\n")' > "$W/keys.jsonl"
+expect dataset_keys "$W/keys.jsonl:1: record is an object with more than 10000 keys; lorafit reads at most that many here; fix it or set on_bad_record: skip" \
+  timeout 60 "$BIN" "${t[@]}" --data "$W/keys.jsonl" --output_dir "$W/run3"
 printf '[{"role": "user", "content": %s}]' "$(deep array)" > "$W/messages.json"
-expect messages "$W/messages.json: $limit at field \`[0].content\` (lorafit's limit, as serde_json's); flatten the data" \
-  "$BIN" generate --model "$M" --messages "$W/messages.json" --max_new_tokens 1
+expect messages "$W/messages.json: $limit at field \`content\` (lorafit's limit, as serde_json's); flatten the data" \
+  "$BIN" tokenize --tokenizer "$SRC/tests/data/qwen-tokenizer/qwen2.5" --chat "$W/messages.json"
 echo PASS
