@@ -10,6 +10,6 @@ using namespace lorafit;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto dir = fuzz::folder_with("adapter_config.json", data, size);
-  fuzz::refuse_or_accept([&] { (void)load_peft_adapter_config(dir); });
+  fuzz::refuse_or_accept(fuzz::as_text(data, size), [&] { (void)load_peft_adapter_config(dir); });
   return 0;
 }

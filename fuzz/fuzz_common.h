@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "util/error.h"
 
@@ -51,18 +53,29 @@ inline std::filesystem::path folder_with(const std::string& name, const uint8_t*
   return dir;
 }
 
-// Runs `f`; a lorafit::Error is a refusal, not a bug. Its message must be one line (no raw
-// multi-line library text) and must not carry nlohmann's or yaml-cpp's own tags.
+// Runs `f` on `input`; a lorafit::Error is a refusal, not a bug. Its message must be one line
+// (no raw multi-line library text) and must not carry nlohmann's or yaml-cpp's own tags, unless
+// the input itself holds that text (messages quote what they could not read). A bad refusal
+// is printed before the trap, so a crash report says which message it was.
 template <class F>
-void refuse_or_accept(F&& f) {
+void refuse_or_accept(std::string_view input, F&& f) {
   try {
     f();
   } catch (const Error& e) {
     const std::string m = e.what();
-    if (m.find('\n') != std::string::npos || m.find("[json.exception") != std::string::npos ||
-        m.find("yaml-cpp:") != std::string::npos)
+    const auto library_text = [&](std::string_view tag) {
+      return m.find(tag) != std::string::npos && input.find(tag) == std::string_view::npos;
+    };
+    if (m.find('\n') != std::string::npos || library_text("[json.exception") || library_text("yaml-cpp:")) {
+      std::fprintf(stderr, "fuzz: bad refusal (not one line of lorafit's own words): %s\n", m.c_str());
       __builtin_trap();
+    }
   }
+}
+
+// The input bytes as text.
+inline std::string_view as_text(const uint8_t* data, size_t size) {
+  return std::string_view(reinterpret_cast<const char*>(data), size);
 }
 
 }  // namespace lorafit::fuzz

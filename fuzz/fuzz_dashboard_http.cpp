@@ -10,7 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 
@@ -51,7 +54,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) __builtin_trap();  // the server died
+  // No TIME_WAIT for this side's port: hundreds of thousands of inputs would exhaust the
+  // ephemeral ports (connect fails with EADDRNOTAVAIL, which is no bug of the server's).
+  const linger no_linger{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof no_linger);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {  // the server died
+    std::fprintf(stderr, "fuzz: connect to the dashboard failed: %s\n", std::strerror(errno));
+    __builtin_trap();
+  }
   for (size_t off = 0; off < size;) {
     const ssize_t n = ::send(fd, data + off, size - off, MSG_NOSIGNAL);
     if (n <= 0) break;  // the server may close early on a bad request: fine
@@ -63,7 +73,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   while (true) {
     pollfd p{fd, POLLIN, 0};
     const int r = ::poll(&p, 1, 5000);
-    if (r == 0) __builtin_trap();
+    if (r == 0) {
+      std::fprintf(stderr, "fuzz: the dashboard sent nothing for 5 s (a hang)\n");
+      __builtin_trap();
+    }
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n <= 0) break;
   }

@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const DatasetFormat forms[] = {DatasetFormat::Auto, DatasetFormat::Pair, DatasetFormat::Alpaca, DatasetFormat::Chat,
                                  DatasetFormat::ShareGpt, DatasetFormat::Text};
   o.format = forms[(knob >> 4) % 6];
-  fuzz::refuse_or_accept([&] {
+  fuzz::refuse_or_accept(fuzz::as_text(data, size), [&] {
     const Dataset ds = load_dataset(f.path(), o);
     for (const Record& r : ds.records)
       if (!r.messages.empty()) {

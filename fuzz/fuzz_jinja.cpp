@@ -33,6 +33,6 @@ const Value& context() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string src(reinterpret_cast<const char*>(data), size);
-  fuzz::refuse_or_accept([&] { (void)Template(src, "fuzz.jinja").render(context()); });
+  fuzz::refuse_or_accept(fuzz::as_text(data, size), [&] { (void)Template(src, "fuzz.jinja").render(context()); });
   return 0;
 }

@@ -13,9 +13,9 @@ using namespace lorafit;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  fuzz::refuse_or_accept([&] { (void)parse_model_config(text, "config.json"); });
-  fuzz::refuse_or_accept([&] { (void)parse_generation_config(text, "generation_config.json"); });
-  fuzz::refuse_or_accept([&] { (void)parse_json(text, "x.json").dump(); });  // dump: recursion stays bounded
-  fuzz::refuse_or_accept([&] { (void)parse_json_ordered(text, "x.json").dump(); });
+  fuzz::refuse_or_accept(fuzz::as_text(data, size), [&] { (void)parse_model_config(text, "config.json"); });
+  fuzz::refuse_or_accept(fuzz::as_text(data, size), [&] { (void)parse_generation_config(text, "generation_config.json"); });
+  fuzz::refuse_or_accept(fuzz::as_text(data, size), [&] { (void)parse_json(text, "x.json").dump(); });  // dump: recursion stays bounded
+  fuzz::refuse_or_accept(fuzz::as_text(data, size), [&] { (void)parse_json_ordered(text, "x.json").dump(); });
   return 0;
 }

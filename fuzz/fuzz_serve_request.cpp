@@ -3,6 +3,7 @@
 // ApiError (a 4xx with a one-line message); any other exception, a crash or a sanitizer report
 // is a bug. The first byte picks the route (odd: chat).
 #include <cstdint>
+#include <cstdio>
 #include <string_view>
 
 #include "serve/openai_request.h"
@@ -14,8 +15,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     lorafit::serve::parse_completion_request(body, chat);
   } catch (const lorafit::serve::ApiError& e) {
-    if (e.status < 400 || e.status >= 500 || std::string_view(e.what()).find('\n') != std::string_view::npos)
+    if (e.status < 400 || e.status >= 500 || std::string_view(e.what()).find('\n') != std::string_view::npos) {
+      std::fprintf(stderr, "fuzz: bad refusal (status %d): %s\n", e.status, e.what());
       __builtin_trap();
+    }
   }
   return 0;
 }

@@ -12,7 +12,7 @@ using namespace lorafit;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  fuzz::refuse_or_accept([&] {
+  fuzz::refuse_or_accept(fuzz::as_text(data, size), [&] {
     const TokenizerConfig c = TokenizerConfig::parse(parse_json(text, "tokenizer_config.json"), "tokenizer_config.json");
     if (c.chat_templates.empty()) return;
     const ChatTemplate t = ChatTemplate::from_config(c);

@@ -9,7 +9,7 @@ using namespace lorafit;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::MemFile f(data, size);
-  fuzz::refuse_or_accept([&] {
+  fuzz::refuse_or_accept(fuzz::as_text(data, size), [&] {
     TrainSettings s;
     apply_yaml_file(s, f.path());
     validate_settings(s);

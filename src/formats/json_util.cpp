@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/one_line.h"
 
 namespace lorafit {
 
@@ -27,7 +28,7 @@ std::string key_path(const std::vector<OpenObject>& stack) {
     if (!p.empty()) p += '.';
     p += o.current;
   }
-  return p;
+  return one_line(p);  // a key may hold a raw newline: the message stays one line
 }
 
 // The literal starting at or just before byte `pos` (the parser stops inside it).
@@ -84,7 +85,7 @@ Json parse_impl(std::string_view text, const std::string& label, const char* wha
         if (stack.size() == 1)
           throw Error("{}duplicate {} \"{}\" (JSON readers would silently keep only the last one); "
                       "remove the duplicate",
-                      prefix, what_key, k);
+                      prefix, what_key, one_line(k));
         stack.back().current = k;
         throw Error("{}duplicate key `{}`; remove the duplicate", prefix, key_path(stack));
       }

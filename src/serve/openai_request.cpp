@@ -5,6 +5,7 @@
 
 #include "formats/json_util.h"
 #include "util/error.h"
+#include "util/one_line.h"
 
 namespace lorafit::serve {
 
@@ -145,7 +146,7 @@ void require_default(const ordered_json& body, const char* name, const ordered_j
 }  // namespace
 
 ApiError::ApiError(int s, std::string message, std::string p, std::string c)
-    : std::runtime_error(std::move(message)), status(s), type(type_of(s)), param(std::move(p)), code(std::move(c)) {}
+    : std::runtime_error(one_line(message)), status(s), type(type_of(s)), param(std::move(p)), code(std::move(c)) {}
 
 std::string error_body(const ApiError& e) {
   nlohmann::json err = {{"message", e.what()},

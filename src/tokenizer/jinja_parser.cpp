@@ -13,6 +13,7 @@
 #include "tokenizer/jinja_lexer.h"
 #include "tokenizer/jinja_limits.h"
 #include "util/error.h"
+#include "util/one_line.h"
 
 namespace lorafit::jinja {
 namespace {
@@ -93,7 +94,7 @@ class Parser {
     if (peek().type != T::Name) fail(peek().line ? peek().line : last_line_, "expected a name, got '{}'", describe(peek()));
     return next().value;
   }
-  static std::string describe(const Token& t) { return t.type == T::End ? "end of template" : t.value; }
+  static std::string describe(const Token& t) { return t.type == T::End ? "end of template" : one_line(t.value); }
   static NodePtr node(Node::Kind k, int line) {
     auto n = std::make_unique<Node>();
     n->kind = k;

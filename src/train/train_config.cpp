@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "util/error.h"
+#include "util/one_line.h"
 #include "util/parse.h"
 #include "util/suggest.h"
 
@@ -194,7 +195,7 @@ void apply_yaml_file(TrainSettings& s, const fs::path& path) {
                 path.string(), e.mark.line + 1);
   } catch (const YAML::Exception& e) {
     throw Error("{}:{}: not valid YAML ({}); write one `key: value` per line", path.string(), e.mark.line + 1,
-                e.msg);  // e.msg is yaml-cpp's reason alone ("illegal map value"), without its "yaml-cpp: error at" prefix
+                one_line(e.msg));  // e.msg is yaml-cpp's reason alone ("illegal map value"), without its "yaml-cpp: error at" prefix
   }
   if (root.IsNull()) return;
   if (!root.IsMap()) throw Error("{}: expected a mapping of `key: value` lines", path.string());

@@ -34,7 +34,7 @@ expect_failed_run() {  # expect_failed_run OUTDIR LOG "message"
 fresh_model
 "$BIN" "${args[@]}" --output_dir "$W/trunc" --max_steps 100000 > "$W/trunc.log" 2>&1 &
 pid=$!
-step2_logged() { grep -q '"step": 2' "$W/trunc/metrics.jsonl" 2>/dev/null || ! kill -0 $pid 2>/dev/null; }
+step2_logged() { grep -q '"step":2,' "$W/trunc/metrics.jsonl" 2>/dev/null || ! kill -0 $pid 2>/dev/null; }
 wait_until 300 step2_logged || fail "truncated model: no step 2 in 300 s"
 truncate -s 4096 "$W/m/model.safetensors"  # the header survives, the weights are gone
 rc=0

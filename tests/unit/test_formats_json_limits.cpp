@@ -109,6 +109,17 @@ TEST(JsonLimits, LibraryTextIsStripped) {
   }
 }
 
+// Found by fuzz_tokenizer_config and fuzz_serve_request (fuzz/regressions/*/newline-in-key): a
+// key holding a newline (JSON "\n") is quoted in the field path; the message stays one line.
+TEST(JsonLimits, QuotedKeysStayOneLine) {
+  EXPECT_EQ(error_of([] { parse_json("{\"a\\nb\": tru}", "t.json"); }),
+            "t.json: not valid JSON at line 1, column 13 (reading field `a<U+000A>b`): syntax error while parsing "
+            "value - invalid literal; last read: '\"a\\nb\": tru}'");
+  EXPECT_EQ(error_of([] { parse_json_strict("{\"k\\u001b\": 1, \"k\\u001b\": 2}", "t.json"); }),
+            "t.json: duplicate key \"k<U+001B>\" (JSON readers would silently keep only the last one); remove the "
+            "duplicate");
+}
+
 TEST(Dtype, ConversionReadsMisalignedSources) {
   // A tensor at an odd byte offset of a memory-mapped file: read element by element with
   // memcpy (UBSan flags a misaligned uint16_t load; scripts/sanitize.sh runs this test).

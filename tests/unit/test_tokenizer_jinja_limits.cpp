@@ -142,3 +142,10 @@ TEST(JinjaLimits, CheckedIntegerArithmetic) {
 TEST(JinjaLimits, SourceSize) {
   EXPECT_EQ(error_of(std::string(5u << 20, 'x')), "t: template of 5242880 bytes is larger than the limit of 4 MiB");
 }
+
+// Found by fuzz_jinja (fuzz/regressions/jinja/newline-in-token): a syntax error quotes the
+// token it got, and a string token may hold a raw newline; the message stays one line.
+TEST(JinjaLimits, QuotedTokensStayOneLine) {
+  // (the lexer numbers a token by the line it ends on)
+  EXPECT_EQ(error_of("{% set x = 1 'a\nb' %}"), "t:2: syntax error: expected '%}', got 'a<U+000A>b'");
+}

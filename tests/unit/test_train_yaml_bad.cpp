@@ -66,3 +66,11 @@ TEST(TrainYamlBad, DeepNestingStopsAtTheDepthGuard) {
                            ":2: not valid YAML (nested deeper than yaml-cpp's limit of 2000 levels); write one "
                            "`key: value` per line");
 }
+
+// Found by fuzz_yaml (fuzz/regressions/yaml/newline-in-escape): yaml-cpp's reason quotes the
+// bad escape character itself, here a raw control character; the message stays one line.
+TEST(TrainYamlBad, ControlCharacterInTheReasonStaysOneLine) {
+  YamlFile f("learning_rate: 1e-3\nsystem: \"a\\\x10\"\n");
+  EXPECT_EQ(f.error(), f.path.string() +
+                           ":2: not valid YAML (unknown escape character: <U+0010>); write one `key: value` per line");
+}
