@@ -295,7 +295,12 @@ const std::unordered_map<std::string, TestFn>& tests() {
     m["upper"] = [](const Value& v, CallArgs&) { return v.is_string() && ascii_upper(v.str()) == v.str(); };
     m["odd"] = [](const Value& v, CallArgs&) { return to_int(v) % 2 != 0; };
     m["even"] = [](const Value& v, CallArgs&) { return to_int(v) % 2 == 0; };
-    m["divisibleby"] = [arg](const Value& v, CallArgs& a) { return to_int(v) % to_int(arg(a)) == 0; };
+    m["divisibleby"] = [arg](const Value& v, CallArgs& a) {
+      const int64_t n = to_int(v), d = to_int(arg(a));
+      // Python raises on a zero divisor; INT64_MIN % -1 overflows in C++ (every n is divisible by ±1)
+      if (d == 0) throw std::runtime_error("integer division or modulo by zero");
+      return d == -1 || n % d == 0;
+    };
     m["sameas"] = [arg](const Value& v, CallArgs& a) {
       Value o = arg(a);
       if (v.identity() || o.identity()) return v.identity() == o.identity();

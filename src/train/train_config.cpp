@@ -181,7 +181,7 @@ void apply_setting(TrainSettings& s, const std::string& key_in, const std::strin
       s.where[key] = where;
       return;
     }
-  throw Error("{}: unknown setting \"{}\"{} (`lorafit train --help` lists every key)", where, key_in,
+  throw Error("{}: unknown setting \"{}\"{} (`lorafit train --help` lists every key)", where, one_line(key_in),
               yaml_key_suggestion(key_in));
 }
 
@@ -258,7 +258,7 @@ TrainSettings parse_train_args(const std::vector<std::string>& args, const std::
     for (const SettingKey& k : setting_keys())
       if (k.name == ck) known = true, is_bool = k.is_bool;
     if (!known)
-      throw Error("--{}: unknown setting{} (`lorafit train --help` lists every key)", key,
+      throw Error("--{}: unknown setting{} (`lorafit train --help` lists every key)", one_line(key),
                   setting_suggestion(ck, other_flags));
     if (!have_value) {
       const bool next_is_value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;

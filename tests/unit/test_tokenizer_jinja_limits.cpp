@@ -149,3 +149,11 @@ TEST(JinjaLimits, QuotedTokensStayOneLine) {
   // (the lexer numbers a token by the line it ends on)
   EXPECT_EQ(error_of("{% set x = 1 'a\nb' %}"), "t:2: syntax error: expected '%}', got 'a<U+000A>b'");
 }
+
+// Found by fuzz_jinja (fuzz/regressions/jinja/divisibleby-zero): `divisibleby 0` was an integer
+// division by zero (UB, SIGFPE); Python raises ZeroDivisionError, so this is an error. Every
+// number is divisible by -1, INT64_MIN included (whose C++ remainder would overflow).
+TEST(JinjaLimits, DivisibleByZeroIsAnError) {
+  EXPECT_EQ(error_of("{{ 4 is divisibleby 0 }}"), "t:1: integer division or modulo by zero");
+  EXPECT_EQ(render("{{ (-9223372036854775807 - 1) is divisibleby(-1) }} {{ 7 is divisibleby 2 }}"), "True False");
+}

@@ -74,3 +74,12 @@ TEST(TrainYamlBad, ControlCharacterInTheReasonStaysOneLine) {
   EXPECT_EQ(f.error(), f.path.string() +
                            ":2: not valid YAML (unknown escape character: <U+0010>); write one `key: value` per line");
 }
+
+// Found by fuzz_yaml (fuzz/regressions/yaml/newline-in-unknown-key): an unknown key holding a
+// newline (a quoted YAML key) is quoted in the message, which stays one line.
+TEST(TrainYamlBad, UnknownKeyWithANewlineStaysOneLine) {
+  YamlFile f("learning_rate: 1e-3\n\"cutoff_le\\n\": 8\n");
+  const std::string e = f.error();
+  EXPECT_EQ(e.rfind(f.path.string() + ":2: unknown setting \"cutoff_le<U+000A>\"", 0), 0u) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+}
