@@ -10,6 +10,7 @@
 #include "tokenizer/jinja_builtins.h"
 #include "tokenizer/jinja_limits.h"
 #include "util/error.h"
+#include "util/one_line.h"
 
 namespace lorafit::jinja {
 namespace {
@@ -93,7 +94,7 @@ class Interp {
         try {
           text = v.to_str();  // may hit a value limit (nesting, size): name the line
         } catch (const std::runtime_error& e) {
-          fail(n.line, "{}", e.what());
+          fail(n.line, "{}", one_line(e.what()));  // raise_exception may quote text with newlines
         }
         write(text);
         return Flow::Normal;
@@ -262,7 +263,7 @@ class Interp {
     } catch (const Error&) {
       throw;
     } catch (const std::runtime_error& err) {
-      fail(e.line, "{}", err.what());
+      fail(e.line, "{}", one_line(err.what()));
     }
   }
 
@@ -362,7 +363,7 @@ static std::shared_ptr<const TemplateAst> parse_or_throw(const std::string& sour
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {  // e.g. std::stoll on a number literal out of range
-    throw Error("{}: syntax error: {}", name, e.what());
+    throw Error("{}: syntax error: {}", name, one_line(e.what()));
   }
 }
 
@@ -386,7 +387,7 @@ RenderResult Template::render(const Value& context, const std::unordered_map<con
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {  // a library exception that escaped an expression
-    throw Error("{}: {}", name_, e.what());
+    throw Error("{}: {}", name_, one_line(e.what()));
   }
 }
 

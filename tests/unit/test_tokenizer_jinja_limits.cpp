@@ -157,3 +157,10 @@ TEST(JinjaLimits, DivisibleByZeroIsAnError) {
   EXPECT_EQ(error_of("{{ 4 is divisibleby 0 }}"), "t:1: integer division or modulo by zero");
   EXPECT_EQ(render("{{ (-9223372036854775807 - 1) is divisibleby(-1) }} {{ 7 is divisibleby 2 }}"), "True False");
 }
+
+// Found by fuzz_jinja (fuzz/regressions/jinja/newline-in-raise-exception): a template's own
+// raise_exception message may hold newlines; lorafit's message quoting it stays one line.
+TEST(JinjaLimits, RaisedMessageStaysOneLine) {
+  EXPECT_EQ(error_of("{{ raise_exception('Conversation\\nroles must alternate') }}"),
+            "t:1: template raised an exception: Conversation<U+000A>roles must alternate");
+}
