@@ -1,6 +1,6 @@
 // The pre-flight memory plan of a QLoRA run, from config.json alone: Qwen2.5-14B (its published
 // config.json, tests/fixtures/models/qwen2.5-14b-config), batch 2, T 1024, gradient
-// checkpointing, bf16, LoRA r 64 on all seven projections (DESIGN.md's reference recipe), NF4
+// checkpointing, bf16, LoRA r 64 on all seven projections (docs/DESIGN.md's reference recipe), NF4
 // with double quantization: the plan fits a 24 GB card. The 4-bit bytes are recomputed here
 // from the shapes (n/2 code bytes, one absmax byte per 64, one fp32 per 64·256) independently
 // of the library's quant4_nbytes.
