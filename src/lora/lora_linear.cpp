@@ -12,7 +12,10 @@ namespace {
 
 // DoRA's elementwise steps run on host memory: DoRA is CPU-only with fp32 activations.
 void require_dora_cpu(Backend& be, Tensor y) {
-  LF_CHECK(be.device() == Device::CPU && y.dtype == DType::F32, "DoRA runs on the CPU backend with fp32 activations");
+  if (be.device() != Device::CPU || y.dtype != DType::F32)
+    throw Error("a DoRA adapter (use_dora) runs on the CPU backend with fp32 activations only, not {} with {}; use "
+                "--device cpu and --dtype f32 (or merge it into the weights: --merge)",
+                be.name(), dtype_name(y.dtype));
 }
 
 // c (O) = m / n, as PEFT's mag_norm_scale.
