@@ -11,11 +11,11 @@ namespace lorafit {
 namespace {
 
 // DoRA's elementwise steps run on host memory: DoRA is CPU-only with fp32 activations.
-void require_dora_cpu(Backend& be, Tensor y) {
-  if (be.device() != Device::CPU || y.dtype != DType::F32)
+void require_dora_cpu(Backend& be, DType act) {
+  if (be.device() != Device::CPU || act != DType::F32)
     throw Error("a DoRA adapter (use_dora) runs on the CPU backend with fp32 activations only, not {} with {}; use "
                 "--device cpu and --dtype f32 (or merge it into the weights: --merge)",
-                be.name(), dtype_name(y.dtype));
+                be.name(), dtype_name(act));
 }
 
 // c (O) = m / n, as PEFT's mag_norm_scale.
@@ -91,12 +91,20 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, std:
     prev_end = g.end;
     if (g.w == nullptr || g.w->empty()) continue;
     const Tensor xa = part(scratch.xa, g.end - g.begin, g.w->A.dim(0));  // (rows, r) of this adapter's rank
+    if (g.w->dora()) {  // the same DoRA branch as the single-adapter form, on this group's rows
+      LoraSaved s;
+      s.xa = xa;
+      s.dora = scratch.dora;
+      dora_weight_norm(be, W, *g.w);
+      dora_forward(be, y.rows(g.begin, g.end), x.rows(g.begin, g.end), W, *g.w, s, false);
+      continue;
+    }
     add_branch(be, y.rows(g.begin, g.end), x.rows(g.begin, g.end), *g.w, xa, scratch.branch);
   }
 }
 
 void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora) {
-  LF_CHECK(be.device() == Device::CPU, "DoRA weight norms on the CPU backend");
+  require_dora_cpu(be, DType::F32);
   const int64_t O = W.dim(0), I = W.dim(1), r = lora.A.dim(0);
   LF_CHECK(lora.norm.numel() == O && lora.B.dim(0) == O && lora.A.dim(1) == I, "DoRA norm shapes");
   constexpr int64_t kRows = 64;  // rows of B·A per GEMM: bounded scratch for any O
@@ -122,7 +130,7 @@ void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora) {
 }
 
 void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& lora, LoraSaved& saved, bool training) {
-  require_dora_cpu(be, y);
+  require_dora_cpu(be, y.dtype);
   const int64_t N = y.dim(0), O = y.dim(1);
   Tensor in = x;  // xd: PEFT drops x out once, for both W and the LoRA branch
   if (training && lora.dropout > 0.f) {
@@ -147,7 +155,7 @@ namespace {
 
 void dora_backward(Backend& be, Tensor dx, Tensor dy, Tensor in, const LoraWeights& lora, const LoraSaved& saved,
                    bool dropped, Tensor W, const LoraGradScratch& scratch) {
-  require_dora_cpu(be, dy);
+  require_dora_cpu(be, dy.dtype);
   LF_CHECK(!lora.dm.empty(), "DoRA backward needs a dm view");
   const int64_t N = dy.dim(0), O = dy.dim(1);
   const Tensor S = part(scratch.dora, N, O);  // (N, O)
