@@ -21,6 +21,10 @@ GgufExportResult export_gguf_lora(const GgufExportOptions& o) {
   const GgufArch arch = gguf_arch_for(cfg, config_file.string());
   auto be = make_backend("cpu");
   const std::unique_ptr<LoraParams> lora = load_adapter(*be, cfg, o.adapter_dir);
+  if (lora->config().use_dora)  // llama.cpp's convert_lora_to_gguf.py takes lora_A/lora_B tensors only
+    throw Error("{}: a DoRA adapter (use_dora: true) cannot be written as a GGUF LoRA: llama.cpp's LoRA format has "
+                "no magnitude vector; export the merged model instead (lorafit export --format gguf --adapter DIR)",
+                (o.adapter_dir / "adapter_config.json").string());
   const std::vector<float> host = lora->download_params();
   const LoraConfig& lc = lora->config();
 

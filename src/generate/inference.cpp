@@ -104,6 +104,11 @@ Inference::Inference(const InferenceOptions& o) {
     adapters_.emplace_back(name, load_adapter(*be_, model_->config(), a));
   }
   if (o.merge) merge_adapter_into(*model_, *adapters_[0].second, merged_);
+  for (size_t k = 0; !o.merge && k < adapters_.size(); ++k)  // unmerged DoRA: lora_linear's CPU fp32 path
+    if (adapters_[k].second->config().use_dora && (be_->device() != Device::CPU || act != DType::F32))
+      throw Error("{}: a DoRA adapter (use_dora: true) runs unmerged on the CPU backend with fp32 activations only; "
+                  "use --device cpu --dtype f32, or --merge",
+                  (fs::path(o.adapters[k]) / "adapter_config.json").string());
 
   // The tokenizer the adapter was trained with, else the base model's.
   fs::path tok_dir = dir;

@@ -57,7 +57,7 @@ std::string peft_adapter_config_json(const LoraParams& p, const std::string& bas
   j["revision"] = nullptr;
   j["target_modules"] = target_modules_json(p);
   j["task_type"] = "CAUSAL_LM";
-  j["use_dora"] = false;
+  j["use_dora"] = c.use_dora;
   j["use_rslora"] = c.use_rslora;
   return j.dump(2, ' ', /*ensure_ascii=*/true);  // json.dumps(indent=2) escapes non-ASCII too
 }
@@ -70,7 +70,7 @@ void save_peft_adapter(const fs::path& dir, const LoraParams& p, const std::stri
   std::vector<TensorToWrite> ts;
   for (const LoraTensor& t : p.tensors()) {
     const auto* bytes = reinterpret_cast<const uint8_t*>(h.data() + t.offset);
-    ts.push_back({t.key, DType::F32, {t.rows, t.cols},
+    ts.push_back({t.key, DType::F32, t.shape(),
                   std::span<const uint8_t>(bytes, static_cast<size_t>(t.numel()) * sizeof(float))});
   }
   safetensors_save(dir / "adapter_model.safetensors", ts, {{"format", "pt"}});
@@ -90,7 +90,6 @@ LoraConfig load_peft_adapter_config(const fs::path& dir) {
     if (!ok) throw Error("{}: field \"{}\" = {} is not supported (expected {})", label, k, field(k)->dump(), want);
   };
   if (const auto* t = field("peft_type")) refuse_unless("peft_type", *t == "LORA", "\"LORA\"");
-  if (const auto* t = field("use_dora")) refuse_unless("use_dora", *t == false, "false");
   if (const auto* t = field("bias")) refuse_unless("bias", *t == "none", "\"none\"");
   if (const auto* t = field("fan_in_fan_out")) refuse_unless("fan_in_fan_out", *t == false, "false");
   for (const char* k : {"rank_pattern", "alpha_pattern"})
@@ -117,6 +116,16 @@ LoraConfig load_peft_adapter_config(const fs::path& dir) {
     if (!rs->is_boolean()) throw Error("{}: field \"use_rslora\" must be true or false", label);
     c.use_rslora = rs->get<bool>();
   }
+  if (const auto* d = field("use_dora")) {
+    if (!d->is_boolean()) throw Error("{}: field \"use_dora\" must be true or false", label);
+    c.use_dora = d->get<bool>();
+  }
+  // The one DoRA combination PEFT 0.13.2 refuses (LoraConfig.__post_init__), with its words.
+  const auto* mc = field("megatron_config");  // Python truthiness: {} and false do not count
+  if (c.use_dora && mc && !mc->empty() && *mc != false)
+    throw Error("{}: use_dora true with a megatron_config: DoRA does not support megatron_core, please set "
+                "`use_dora=False` (PEFT's reason)",
+                label);
   const auto* tm = field("target_modules");
   if (!tm) throw Error("{}: field \"target_modules\" is missing", label);
   if (tm->is_string()) {

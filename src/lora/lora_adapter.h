@@ -18,7 +18,8 @@ void save_peft_adapter(const fs::path& dir, const LoraParams& p, const std::stri
 
 // Reads r, lora_alpha, lora_dropout, use_rslora and target_modules from dir/adapter_config.json;
 // refuses (Error naming the file and field) what we cannot honour (peft_type other than LORA,
-// use_dora, bias other than "none", rank/alpha patterns, layers_to_transform, ...).
+// bias other than "none", rank/alpha patterns, layers_to_transform, ...). use_dora is read
+// (the weights then need a lora_magnitude_vector per module).
 LoraConfig load_peft_adapter_config(const fs::path& dir);
 
 // Fills A/B from dir/adapter_model.safetensors; every table key must be present with its shape,

@@ -38,6 +38,9 @@ struct LoraConfig {
   double alpha = 16;
   double dropout = 0;
   bool use_rslora = false;
+  // DoRA (PEFT use_dora): a trainable magnitude m (O) per adapted module rescales each output
+  // row of W + s·B·A to m / ‖W + s·B·A‖ (lora_linear.h).
+  bool use_dora = false;
   LoraTarget target;  // PEFT's default for qwen2/llama: q_proj, v_proj
   LoraConfig() { target.names = {"q_proj", "v_proj"}; }
 

@@ -1,5 +1,8 @@
 // The one place LoRA touches the model (docs/DESIGN.md §4):
 //   y = x·Wᵀ + b + s·((drop(x)·Aᵀ)·Bᵀ),  s = alpha/r (alpha/√r with rsLoRA)
+// and with DoRA (PEFT 0.13.2 lora/layer.py + dora.py; xd = drop(x), dropped once):
+//   y = x·Wᵀ + b + (c − 1)⊙(xd·Wᵀ) + c⊙(s·(xd·Aᵀ)·Bᵀ),  c = m / n,  n = ‖W + s·B·A‖ per row,
+// n detached (no gradient flows through it), m (O) trained. fp32 activations only.
 // Layer code calls linear_forward for every projection, with or without an adapter.
 #pragma once
 #include <cstdint>
@@ -15,9 +18,13 @@ struct LoraWeights {
   Tensor B;  // (O, r) F32
   Tensor dA;  // (r, I) F32 gradient, accumulated (+=); may be empty for inference
   Tensor dB;  // (O, r) F32 gradient, accumulated (+=)
+  Tensor m;     // (O) F32 DoRA magnitude; empty without DoRA
+  Tensor dm;    // (O) F32 its gradient, accumulated (+=)
+  Tensor norm;  // (O) F32 DoRA: n = ‖W + s·B·A‖ per row, written by linear_forward (detached)
   float scale = 0.f;    // s
   float dropout = 0.f;  // p; applied only when training
   bool empty() const { return A.empty(); }
+  bool dora() const { return !m.empty(); }
 };
 
 // Activations the LoRA branch keeps for its backward.
@@ -25,6 +32,7 @@ struct LoraSaved {
   Tensor xa;      // (N, r)  drop(x)·Aᵀ
   Tensor xdrop;   // (N, I)  drop(x); empty when p == 0 or not training
   Tensor branch;  // (N, ≥ O) bf16 runs only: scratch for s·(xa·Bᵀ), viewed as (N, O)
+  Tensor dora;    // (N, ≥ O) F32 DoRA only: scratch for xd·Wᵀ and xa·Bᵀ, viewed as (N, O)
   uint64_t dropout_seed = 0;
 };
 
@@ -50,12 +58,21 @@ struct LoraRows {
 void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, std::span<const LoraRows> groups,
                     const LoraSaved& scratch);
 
+// DoRA: lora.norm (O) = ‖W + s·B·A‖ per output row, as PEFT's get_weight_norm in fp32:
+// v = w + s·(B·A) elementwise in fp32, the row's sum of squares in double, rounded once.
+// W (O, I) F32/BF16/F16 in host memory (CPU backend). linear_forward calls it every time.
+void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora);
+// DoRA's branch on top of y = x·Wᵀ + b with lora.norm as it stands (linear_forward computes it
+// first; finite-difference tests hold it fixed, as PEFT's detach does).
+void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& lora, LoraSaved& saved, bool training);
+
 // Scratch the LoRA backward needs (from the caller's arena).
 struct LoraGradScratch {
   Tensor dxa;  // (N, r)
   Tensor dxin; // (N, I) gradient of drop(x); needed only when dropout was active
   Tensor dys;  // (N, ≥ max(O, I)) bf16 runs: s·dy rounded to bf16, then the bf16 dx piece
   Tensor dw;   // (≥ max(O·r, r·I)) bf16 runs: the micro-batch's dB or dA in bf16 before += into F32
+  Tensor dora; // (N, ≥ O) F32 DoRA: xd·(W + s·B·A)ᵀ, then c⊙dy, then (c − 1)⊙dy
 };
 
 // The backward of linear_forward with frozen W and bias:
@@ -65,6 +82,9 @@ struct LoraGradScratch {
 // BF16 activations (autograd of the forward's bf16 ops): g = bf16(s·dy); dB += bf16(gᵀ·xa);
 // dxa = bf16(g·bf16(B)); dA += bf16(dxaᵀ·drop(x)); dx = bf16(dx + drop⁻¹(bf16(dxa·bf16(A)))).
 // dx may be empty when the caller does not need it (then only dA/dB are computed).
+// DoRA (n from the forward, detached; xd = drop(x); g = c⊙dy):
+//   dm += Σ_rows dy⊙(xd·Wᵀ + s·xa·Bᵀ) / n;  dB += s·gᵀ·xa;  dxa = s·g·B;  dA += dxaᵀ·xd;
+//   dx = dy·W + drop⁻¹(((c − 1)⊙dy)·W + dxa·A).
 void linear_backward(Backend& be, Tensor dx, Tensor dy, Tensor x, Tensor W, const LoraWeights* lora,
                      const LoraSaved* saved, bool training, LoraGradScratch scratch);
 

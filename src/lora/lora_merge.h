@@ -1,7 +1,8 @@
 // Merging an adapter into its base weights (docs/SPEC.md "LoRA"), the inference-time twin of
 // linear_forward's LoRA branch (lora_linear.h):
 //   W' = round_to_dtype(float32(W) + s·B·A)
-// the product and the sum in fp32 (one GEMM with beta = 1), rounded once to W's dtype.
+// the product and the sum in fp32 (one GEMM with beta = 1), rounded once to W's dtype; with
+// DoRA (PEFT's merge) W' = round_to_dtype((m / n)·V), V = float32(W) + s·B·A, n = ‖V‖ per row.
 // Used by merge at load (generate/adapter.h), `lorafit merge` and `lorafit export`.
 // Letters: O/I out/in features, r rank.
 #pragma once

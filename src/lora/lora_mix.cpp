@@ -13,6 +13,7 @@ LoraMix::LoraMix(Backend& be, int num_layers, DType act)
 LoraMix::~LoraMix() {
   if (xa_buf_) be_.free(xa_buf_);
   if (branch_buf_) be_.free(branch_buf_);
+  if (dora_buf_) be_.free(dora_buf_);
 }
 
 void LoraMix::grow(void*& buf, int64_t& have, int64_t need, Tensor& view) {
@@ -28,7 +29,7 @@ void LoraMix::set(std::span<const LoraRowGroup> groups) {
   for (size_t i = 0; i < groups.size(); ++i)
     LF_CHECK(groups[i].begin < groups[i].end && (i == 0 || groups[i].begin >= groups[i - 1].end),
              "LoRA row group {}: [{}, {})", i, groups[i].begin, groups[i].end);
-  int64_t xa_need = 0, branch_need = 0;
+  int64_t xa_need = 0, branch_need = 0, dora_need = 0;
   for (int l = 0; l < num_layers_; ++l)
     for (int p = 0; p < kNumProj; ++p) {
       auto& rows = table_[static_cast<size_t>(l * kNumProj + p)];
@@ -39,10 +40,13 @@ void LoraMix::set(std::span<const LoraRowGroup> groups) {
         rows.push_back({g.begin, g.end, w});
         xa_need = std::max(xa_need, (g.end - g.begin) * w->A.dim(0));  // (rows, r)
         branch_need = std::max(branch_need, (g.end - g.begin) * w->B.dim(0));  // (rows, O)
+        if (w->dora()) dora_need = std::max(dora_need, (g.end - g.begin) * w->B.dim(0));  // (rows, O)
       }
     }
   grow(xa_buf_, xa_have_, xa_need, scratch_.xa);
   if (act_ == DType::BF16) grow(branch_buf_, branch_have_, branch_need, scratch_.branch);
+  // DoRA's (rows, O) scratch is fp32; in a bf16 run lora_linear refuses DoRA by name instead.
+  if (act_ == DType::F32) grow(dora_buf_, dora_have_, dora_need, scratch_.dora);
 }
 
 std::span<const LoraRows> LoraMix::rows(int layer, Proj p) const {

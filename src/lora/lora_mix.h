@@ -44,7 +44,8 @@ class LoraMix {
   std::vector<std::vector<LoraRows>> table_;  // (num_layers · kNumProj)
   void* xa_buf_ = nullptr;                    // (≥ rows · r) act dtype
   void* branch_buf_ = nullptr;                // (≥ rows · O) act dtype, bf16 runs only
-  int64_t xa_have_ = 0, branch_have_ = 0;     // elements
+  void* dora_buf_ = nullptr;                  // (≥ rows · O) DoRA adapters (fp32 runs only)
+  int64_t xa_have_ = 0, branch_have_ = 0, dora_have_ = 0;  // elements
   LoraSaved scratch_;
 };
 

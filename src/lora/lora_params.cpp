@@ -1,6 +1,7 @@
 #include "lora/lora_params.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "formats/safetensors.h"
 #include "util/error.h"
@@ -19,17 +20,31 @@ LoraParams::LoraParams(Backend& be, const LoraConfig& cfg, const ModelConfig& mo
     P_ += r * m.in;
     tensors_.push_back({base + ".lora_B.weight", static_cast<int>(i), true, m.out, r, P_});
     P_ += m.out * r;
+    if (cfg_.use_dora) {  // PEFT saves it without ".weight" (save_and_load.py strips the adapter name)
+      tensors_.push_back({base + ".lora_magnitude_vector", static_cast<int>(i), false, m.out, 1, P_, true});
+      P_ += m.out;
+    }
   }
   buf_ = static_cast<float*>(be_.alloc(static_cast<size_t>(4 * P_) * sizeof(float)));
+  int64_t norm_floats = 0;
+  for (const LinearModule& m : modules_) norm_floats += m.out;
+  if (cfg_.use_dora) norms_ = static_cast<float*>(be_.alloc(static_cast<size_t>(norm_floats) * sizeof(float)));
   weights_.resize(static_cast<size_t>(num_layers_) * kNumProj);
   const float s = static_cast<float>(cfg_.scale());
-  for (size_t t = 0; t < tensors_.size(); t += 2) {
-    const LinearModule& m = modules_[static_cast<size_t>(tensors_[t].module)];
+  int64_t norm_at = 0;
+  for (const LoraTensor& t : tensors_) {
+    const LinearModule& m = modules_[static_cast<size_t>(t.module)];
     LoraWeights& w = weights_[static_cast<size_t>(m.layer) * kNumProj + static_cast<size_t>(m.proj)];
-    w.A = view(params(), tensors_[t]);
-    w.B = view(params(), tensors_[t + 1]);
-    w.dA = view(grads(), tensors_[t]);
-    w.dB = view(grads(), tensors_[t + 1]);
+    const Tensor v = view(params(), t), dv = view(grads(), t);
+    if (t.is_m) {
+      w.m = v.view({m.out});
+      w.dm = dv.view({m.out});
+      w.norm = Tensor(norms_ + norm_at, DType::F32, {m.out}, be_.device());
+      norm_at += m.out;
+    } else {
+      (t.is_B ? w.B : w.A) = v;
+      (t.is_B ? w.dB : w.dA) = dv;
+    }
     w.scale = s;
     w.dropout = static_cast<float>(cfg_.dropout);
   }
@@ -37,6 +52,7 @@ LoraParams::LoraParams(Backend& be, const LoraConfig& cfg, const ModelConfig& mo
 
 LoraParams::~LoraParams() {
   if (buf_) be_.free(buf_);
+  if (norms_) be_.free(norms_);
 }
 
 Tensor LoraParams::section(int i) const {
@@ -85,7 +101,7 @@ void lora_init_peft(LoraParams& p, uint64_t seed, bool round_A_to_bf16) {
   // splitmix64 counter stream: value i of the whole buffer depends only on (seed, i).
   const uint64_t s0 = splitmix64(seed);
   for (const LoraTensor& t : p.tensors()) {
-    if (t.is_B) continue;  // B = 0
+    if (t.is_B || t.is_m) continue;  // B = 0; m from the base weights (lora_init_dora_magnitude)
     // kaiming_uniform(a=√5): gain = √(2/(1+5)), bound = gain·√(3/fan_in) = 1/√fan_in
     const double bound = 1.0 / std::sqrt(static_cast<double>(t.cols));
     for (int64_t i = 0; i < t.numel(); ++i) {
@@ -99,18 +115,34 @@ void lora_init_peft(LoraParams& p, uint64_t seed, bool round_A_to_bf16) {
   p.upload_params(h);
 }
 
+void lora_init_dora_magnitude(LoraParams& p, const std::function<Tensor(const LinearModule&)>& weight) {
+  if (!p.config().use_dora) return;
+  Backend& be = p.backend();
+  for (const LinearModule& m : p.modules()) {
+    const LoraWeights* w = p.weights(m.layer, m.proj);
+    LF_CHECK(w && w->dora(), "DoRA magnitude of {}", m.name);
+    dora_weight_norm(be, weight(m), *w);  // n = ‖W + s·B·A‖: PEFT's init in the weight dtype (fp32 here)
+    std::memcpy(w->m.data, w->norm.data, w->m.nbytes());  // m = n (host memory: CPU backend)
+  }
+}
+
 void load_lora_tensors(LoraParams& p, const std::function<const TensorInfo*(const std::string&)>& find,
                        const std::string& label) {
   std::vector<float> h(static_cast<size_t>(p.num_params()), 0.f);
   for (const LoraTensor& t : p.tensors()) {
     const TensorInfo* ti = find(t.key);
+    if (ti == nullptr && t.is_m)
+      throw Error("{}: tensor '{}' is missing; a DoRA adapter (use_dora: true) needs a lora_magnitude_vector "
+                  "for every target module: the file is incomplete or the config's use_dora is wrong",
+                  label, t.key);
     if (ti == nullptr)
       throw Error("{}: tensor '{}' is missing; the adapter must have lora_A/lora_B for every "
                   "target module (r = {})", label, t.key, p.config().r);
-    if (ti->shape.size() != 2 || ti->shape[0] != t.rows || ti->shape[1] != t.cols)
-      throw Error("{}: tensor '{}' has shape {}, expected [{}, {}] (r = {}); was the adapter "
+    if (ti->shape != t.shape())
+      throw Error("{}: tensor '{}' has shape {}, expected {} (r = {}); was the adapter "
                   "trained with another rank or base model?",
-                  label, t.key, ti->view().shape_str(), t.rows, t.cols, p.config().r);
+                  label, t.key, ti->view().shape_str(), t.is_m ? fmt::format("[{}]", t.rows) : fmt::format("[{}, {}]", t.rows, t.cols),
+                  p.config().r);
     if (ti->dtype != DType::F32 && ti->dtype != DType::BF16 && ti->dtype != DType::F16)
       throw Error("{}: tensor '{}' has dtype {}, expected F32, BF16 or F16", label, t.key,
                   dtype_name(ti->dtype));

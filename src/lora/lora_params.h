@@ -15,14 +15,17 @@
 
 namespace lorafit {
 
-// One tensor of the table (each adapted module has an A and a B).
+// One tensor of the table (each adapted module has an A and a B, and with DoRA an m).
 struct LoraTensor {
   std::string key;      // PEFT key: "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
   int module = 0;       // index into LoraParams::modules()
   bool is_B = false;    // A (r, I) or B (O, r)
   int64_t rows = 0, cols = 0;
   int64_t offset = 0;   // in floats from the start of a section
+  bool is_m = false;    // DoRA magnitude (O): rows = O, cols = 1, PEFT key "....lora_magnitude_vector"
   int64_t numel() const { return rows * cols; }
+  // The shape PEFT stores: [rows, cols], or [O] for the magnitude vector.
+  std::vector<int64_t> shape() const { return is_m ? std::vector<int64_t>{rows} : std::vector<int64_t>{rows, cols}; }
 };
 
 class LoraParams {
@@ -35,6 +38,7 @@ class LoraParams {
   LoraParams& operator=(const LoraParams&) = delete;
 
   const LoraConfig& config() const { return cfg_; }
+  Backend& backend() const { return be_; }
   const std::vector<LinearModule>& modules() const { return modules_; }
   const std::vector<LoraTensor>& tensors() const { return tensors_; }
   int64_t num_params() const { return P_; }  // P
@@ -46,7 +50,8 @@ class LoraParams {
   // The same tensor of the table inside a section: (rows, cols).
   Tensor view(const Tensor& sec, const LoraTensor& t) const;
 
-  // The adapter of one projection (A, B, dA, dB, scale, dropout), or nullptr if not adapted.
+  // The adapter of one projection (A, B, dA, dB, scale, dropout; with DoRA m, dm, norm), or
+  // nullptr if not adapted.
   const LoraWeights* weights(int layer, Proj p) const;
   // Sets the dropout probability used by every adapter (e.g. 0 for parity runs, eval).
   void set_dropout(float p);
@@ -68,6 +73,7 @@ class LoraParams {
   std::vector<LoraWeights> weights_;  // (num_layers · 7); empty entries for modules not adapted
   int64_t P_ = 0;
   float* buf_ = nullptr;  // (4, P)
+  float* norms_ = nullptr;  // (Σ O) DoRA: each module's detached ‖W + s·B·A‖ rows (not trained)
 };
 
 // PEFT's default init: A ~ kaiming_uniform(a=√5) = U(−1/√I, 1/√I), B = 0, from a seeded
@@ -75,7 +81,12 @@ class LoraParams {
 // With a bf16 base model PEFT rounds the initial A to bf16 (kept in fp32 afterwards).
 void lora_init_peft(LoraParams& p, uint64_t seed, bool round_A_to_bf16);
 
-// Fills every A/B from tensors found by `find(PEFT key)` (nullptr = missing), checking shape
+// DoRA's init (PEFT dora_init): m = ‖W + s·B·A‖ per output row (= ‖W‖ while B = 0), with
+// `weight(module)` the base weight (O, I) of each adapted module (host memory: CPU backend).
+// No-op without use_dora.
+void lora_init_dora_magnitude(LoraParams& p, const std::function<Tensor(const LinearModule&)>& weight);
+
+// Fills every A/B (and DoRA m) from tensors found by `find(PEFT key)` (nullptr = missing), checking shape
 // and dtype (F32, BF16 or F16, converted to fp32). `label` names the source in messages.
 struct TensorInfo;
 void load_lora_tensors(LoraParams& p, const std::function<const TensorInfo*(const std::string&)>& find,

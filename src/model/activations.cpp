@@ -130,6 +130,9 @@ ActivationArena::ActivationArena(Backend& be, const ModelConfig& cfg, const Aren
   // autocast): one (N, max O) buffer shared by the projections, in the forward and backward.
   const bool branch = lora && act_ == DType::BF16;
   if (branch) add("lora_branch", act_, {kN, max_out});
+  // DoRA: one (N, max O) fp32 scratch for xd·Wᵀ / xa·Bᵀ in the forward and the backward's
+  // c⊙dy pieces; each use is transient, so the projections and both passes share it.
+  if (lora && lora->config().use_dora) add("lora_dora", DType::F32, {kN, max_out});
   for (int j = 0; j < layer_sets_; ++j) {
     layer_first_.push_back(buffers_.size());
     for (const auto& sp : kLayerActs)
@@ -214,6 +217,7 @@ LayerActs ActivationArena::layer(int i) const {
   }
   // LoRA buffers follow the layer's own, when present.
   const Tensor branch = view_or_empty("lora_branch");
+  const Tensor dora = view_or_empty("lora_dora");
   for (; idx < buffers_.size() && buffers_[idx].name.starts_with(fmt::format("layers.{}.lora.", set)); ++idx) {
     for (int p = 0; p < kNumProj; ++p) {
       const std::string base = fmt::format("layers.{}.lora.{}", set, proj_name(static_cast<Proj>(p)));
@@ -221,6 +225,7 @@ LayerActs ActivationArena::layer(int i) const {
       if (buffers_[idx].name == base + ".xa") ls.xa = view(buffers_[idx]);
       if (buffers_[idx].name == base + ".xdrop") ls.xdrop = view(buffers_[idx]);
       ls.branch = branch;
+      ls.dora = dora;
     }
   }
   return a;
@@ -237,6 +242,7 @@ GradBufs ActivationArena::grads() const {
   g.lora.dxin = view_or_empty("grad.dxin");
   g.lora.dys = view_or_empty("grad.lora_dys");
   g.lora.dw = view_or_empty("grad.lora_dw");
+  g.lora.dora = view_or_empty("lora_dora");
   return g;
 }
 

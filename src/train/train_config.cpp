@@ -137,6 +137,7 @@ const std::vector<SettingKey>& setting_keys() {
       key_of("quantization_bit", &S::quantization_bit, "4: QLoRA, base weights quantized to 4 bits at load (0: none)"),
       key_of("quantization_type", &S::quantization_type, "nf4 or fp4: the 4-bit code (with quantization_bit 4)"),
       key_of("double_quantization", &S::double_quantization, "quantize the 4-bit absmax values too (bitsandbytes)"),
+      key_of("use_dora", &S::use_dora, "DoRA: a trained magnitude per output row (PEFT use_dora; cpu, fp32)"),
       key_of("logging_steps", &S::logging_steps, "log every N steps"),
       key_of("save_steps", &S::save_steps, "checkpoint every N steps"),
       key_of("save_total_limit", &S::save_total_limit, "keep at most N checkpoints (<=0: all)"),
@@ -325,11 +326,27 @@ void validate_settings(const TrainSettings& s) {
   need(s.eval_task == "mcq" || s.eval_task == "qa", "--eval_task", "unknown task; use mcq or qa");
   need(s.eval_limit >= 0 && s.eval_max_new_tokens >= 0, "--eval_limit/--eval_max_new_tokens", "must not be negative");
   reports_to_tensorboard(s);
+  if (s.use_dora) refuse_unsupported_dora(s, "--use_dora true");
   train_quant_config(s);
 }
 
 QuantConfig train_quant_config(const TrainSettings& s) {
   return parse_quant_config(s.quantization_bit, s.quantization_type, s.double_quantization, "--");
+}
+
+void refuse_unsupported_dora(const TrainSettings& s, const std::string& what) {
+  if (s.device == "cuda")
+    throw Error("{}: DoRA runs on the CPU backend only (the CUDA backend has no DoRA kernels yet); use --device cpu, "
+                "or train plain LoRA on cuda (--use_dora false)",
+                what);
+  if (train_act_dtype(s) == DType::BF16)
+    throw Error("{}: DoRA trains with fp32 activations only; bf16 mixed precision with DoRA (PEFT rounds the weight "
+                "norm to the weight dtype under autocast) is not implemented; use --bf16 false",
+                what);
+  if (s.quantization_bit != 0)
+    throw Error("{}: DoRA on a 4-bit (QLoRA) base is not implemented (the norm needs the dequantized weight); use "
+                "--quantization_bit 0, or plain LoRA on the 4-bit base",
+                what);
 }
 
 bool reports_to_tensorboard(const TrainSettings& s) {

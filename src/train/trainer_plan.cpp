@@ -2,6 +2,8 @@
 // sizes alone (before any weight is read), against the memory this process may take
 // (sys::memory_budget: MemAvailable, the cgroup limits, RLIMIT_AS).
 
+#include <algorithm>
+
 #include "formats/model_config.h"
 #include "lora/lora_config.h"
 #include "lora/lora_adapter.h"
@@ -37,7 +39,8 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
     p.weights = rest + p.quantized + p.dequant_scratch;
   }
 
-  // LoRA: A (r, I) + B (O, r) per adapted module; four fp32 sections (params, grads, m, v).
+  // LoRA: A (r, I) + B (O, r) per adapted module, and with DoRA the magnitude m (O); four fp32
+  // sections (params, grads, Adam m, v) of them, plus DoRA's detached row norms n (O).
   LoraConfig lc;
   if (!s.adapter_name_or_path.empty()) {
     lc = load_peft_adapter_config(s.adapter_name_or_path);
@@ -45,9 +48,14 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
     lc.r = static_cast<int>(s.lora_r);
     lc.target = parse_lora_target(s.lora_target);
   }
-  double P = 0;
-  for (const LinearModule& m : select_lora_modules(lc, c)) P += static_cast<double>(lc.r * (m.in + m.out));
-  p.lora_optimizer = 4 * 4 * P;
+  lc.use_dora = lc.use_dora || s.use_dora;
+  double P = 0, dora_out = 0, max_out = 0;
+  for (const LinearModule& m : select_lora_modules(lc, c)) {
+    P += static_cast<double>(lc.r * (m.in + m.out) + (lc.use_dora ? m.out : 0));
+    dora_out += lc.use_dora ? static_cast<double>(m.out) : 0;
+    max_out = std::max(max_out, static_cast<double>(m.out));
+  }
+  p.lora_optimizer = 4 * 4 * P + 4 * dora_out;
 
   // Activations (es bytes each: 4 for F32, 2 for BF16) of the longest micro-batch, N = B·T tokens. One layer set:
   // norms, q/k/v, attention out, projections, residuals (≈ 8C + 2·H·D + 2·Hkv·D) and the MLP
@@ -61,6 +69,8 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
   p.activations = es * (s.gradient_checkpointing ? (L + 1) * N * C + 2 * per_set : (L + 1) * per_set);
   // Workspace: the lm-head + CE chunks and the row buffers (N·C) plus a margin for BLAS/threads.
   p.workspace = es * (4 * N * C + N * 4096.0) + 64.0 * 1024 * 1024;
+  // DoRA: one fp32 (N, max O) scratch (xd·Wᵀ, c⊙dy), and a (64, max I) row block of B·A.
+  if (lc.use_dora) p.workspace += 4 * (N * max_out + 64.0 * std::max(C, F));
   const sys::MemoryBudget budget = sys::memory_budget();  // MemAvailable, cgroup v1/v2, RLIMIT_AS
   p.available = static_cast<double>(budget.available_bytes);
   p.available_source = budget.source;

@@ -169,12 +169,21 @@ void load_model(Run& r) {
   }
   r.lc.dropout = s.lora_dropout;
   r.lc.use_rslora = s.use_rslora || r.lc.use_rslora;
+  if (r.lc.use_dora && !s.use_dora)  // --use_dora false cannot drop a DoRA adapter's magnitudes
+    refuse_unsupported_dora(s, (fs::path(s.adapter_name_or_path) / "adapter_config.json").string() + ": use_dora true");
+  r.lc.use_dora = s.use_dora || r.lc.use_dora;
   r.lc.validate();
   r.lora = std::make_unique<LoraParams>(*r.be, r.lc, r.model->config());
-  if (!s.adapter_name_or_path.empty())
+  if (!s.adapter_name_or_path.empty()) {
     load_peft_adapter_weights(s.adapter_name_or_path, *r.lora);
-  else
+  } else {
     lora_init_peft(*r.lora, static_cast<uint64_t>(s.seed), r.model->weights().dtype() == DType::BF16);
+    lora_init_dora_magnitude(*r.lora, [&](const LinearModule& m) {
+      for (const ParamInfo& pi : r.model->weights().params())
+        if (pi.name == m.name + ".weight") return pi.tensor;
+      throw Error("DoRA init: no weight {}.weight in {}", m.name, s.model_name_or_path);
+    });
+  }
 }
 
 // Batches, steps and the learning-rate schedule (docs/SPEC.md "Steps").

@@ -48,6 +48,7 @@ struct TrainCase {
     c.alpha = l["alpha"].get<double>();
     c.dropout = l["dropout"].get<double>();
     c.use_rslora = l["use_rslora"].get<bool>();
+    c.use_dora = l.value("use_dora", false);  // the *-dora cases (tools/golden/make_dora_fixtures.py)
     c.target.kind = LoraTarget::Kind::Names;
     c.target.names = l["target_modules"].get<std::vector<std::string>>();
     return c;
@@ -103,9 +104,12 @@ struct TrainCase {
 // (norm, 3 projections, rope, attention, o, norm, gate/up, swiglu, down, residual; and as many
 // in the backward) plus ~4 in the head contributes at most K·u relative error, K the longest
 // reduction (max of C, F, T and V). Both sides err, so twice: rel = 2·(12·L + 4)·K·u.
-inline double model_rel_bound(const ModelConfig& c, int64_t T) {
+// DoRA: each of the 7 projections adds two more K-long reductions in series with its GEMM
+// (the row norm n, and xd·Wᵀ recomputed for (c − 1)⊙…), so 12 + 7·2 = 26 ops per layer.
+inline double model_rel_bound(const ModelConfig& c, int64_t T, bool dora = false) {
   const int64_t K = std::max<int64_t>({c.hidden_size, c.intermediate_size, c.vocab_size, T});
-  return 2.0 * (12.0 * c.num_layers + 4.0) * static_cast<double>(K) * (FLT_EPSILON / 2);
+  const double ops = dora ? 26.0 : 12.0;
+  return 2.0 * (ops * c.num_layers + 4.0) * static_cast<double>(K) * (FLT_EPSILON / 2);
 }
 
 }  // namespace lorafit::testing

@@ -13,8 +13,13 @@
 // element moves by ≤ 2^-9 relative, ≤ 2^-9·‖|W||x|‖ per adapted linear; with up to 7 adapted
 // linears per layer, and (as in test_model_forward) a factor 2 for gains ≈ 1:
 //   bound_bf16 = 2·7·L·2^-9.  For an f32 base the merged sum rounds in fp32: e_layer again.
+// DoRA (the *-dora cases, tools/golden/make_dora_fixtures.py, PEFT use_dora=True): each of the
+// k adapted projections of a layer adds the row norm n (a length-I sum) and xd·Wᵀ once more
+// (length I), so e_layer gains k·2·max(C, F)·eps32; the DoRA merge rescales each row by m/n (one more
+// length-I sum and a product): the f32 merged bound is e_layer again.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <unistd.h>
 
@@ -24,6 +29,7 @@
 #include "backend_parity.h"
 #include "formats/safetensors.h"
 #include "generate/adapter.h"
+#include "lora/lora_adapter.h"
 
 namespace lorafit {
 namespace {
@@ -78,11 +84,12 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
   return std::sqrt(num / den);
 }
 
-double fp32_bound(const ModelConfig& c, int64_t T, int r) {
+double fp32_bound(const ModelConfig& c, int64_t T, int r, int64_t dora_proj = 0) {
   const int64_t wide = std::max(c.hidden_size, c.intermediate_size);
   const int64_t qk_norm = c.qk_norm ? 2 * c.head_dim : 0;  // Qwen3's q_norm and k_norm: two length-D sums
   const double e_layer = static_cast<double>(3 * c.hidden_size + c.head_dim + qk_norm + T + c.num_heads * c.head_dim +
-                                             c.hidden_size + c.intermediate_size + 16 + 7 * (r + wide + 2)) *
+                                             c.hidden_size + c.intermediate_size + 16 + 7 * (r + wide + 2) +
+                                             dora_proj * 2 * wide) *
                          testing::kEps32;
   return 2 * (c.num_layers * e_layer + 2 * (c.hidden_size + 2) * testing::kEps32);
 }
@@ -106,7 +113,9 @@ TEST_P(AdapterCase, UnmergedMergedAndExportedMatchPeft) {
   Model m(*be, base);
   const auto lora = load_adapter(*be, m.config(), adir);
   const auto T = static_cast<int64_t>(c.ids.size());
-  const double bound = fp32_bound(m.config(), T, lora->config().r);
+  const int64_t dora_proj =  // adapted projections per layer, with DoRA
+      lora->config().use_dora ? static_cast<int64_t>(lora->modules().size()) / m.config().num_layers : 0;
+  const double bound = fp32_bound(m.config(), T, lora->config().r, dora_proj);
 
   // Base and unmerged adapter against transformers / transformers + PEFT.
   EXPECT_LE(rel_l2(logits(m, c.ids, nullptr), c.base_logits), bound);
@@ -142,7 +151,123 @@ TEST_P(AdapterCase, UnmergedMergedAndExportedMatchPeft) {
 
 INSTANTIATE_TEST_SUITE_P(Peft, AdapterCase, ::testing::Values("qwen2-untied-bf16-all", "stories260K-qv-rslora",
                                                                     "qwen3-gqa-tied-f32-all", "qwen3-untied-bf16-all",
-                                                                    "llama31-rope-f32-all"));
+                                                                    "llama31-rope-f32-all", "qwen2-untied-bf16-dora",
+                                                                    "stories260K-qv-dora-rslora"));
+
+// DoRA merge against the weights PEFT's merge_and_unload() left (fixture merged.<name>.weight,
+// fp32: the base was loaded as float32). Per element, V = w + s·B·A carries ≤ (r + 2)·u·(|w| +
+// s·Σ|B||A|), the row norm ≤ (I + 2)·u relative, m/n and the product 2u more; both sides err
+// (×2). A bf16 base file is merged and rounded once to bf16 by lorafit: + 2^-8·|W'| (bf16's
+// unit roundoff; PEFT on a float32-loaded model keeps fp32).
+class DoraMerge : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DoraMerge, MergedWeightsMatchPeftMergeAndUnload) {
+  const fs::path adir = adapter_fixtures() / GetParam();
+  const fs::path base = resolve_base_model(adir);
+  auto be = make_backend("cpu");
+  const Model m(*be, base);
+  const auto lora = load_adapter(*be, m.config(), adir);
+  ASSERT_TRUE(lora->config().use_dora);
+  const SafetensorsFile ref(adapter_fixtures() / (GetParam() + ".logits.safetensors"));
+  const SafetensorsSet files(base);
+  const std::vector<float> host = lora->download_params();
+  const double s = lora->config().scale();
+  const int64_t r = lora->config().r;
+  for (size_t k = 0; k < lora->modules().size(); ++k) {
+    const LinearModule& mod = lora->modules()[k];
+    const TensorInfo* W = files.find(mod.name + ".weight");
+    ASSERT_NE(W, nullptr);
+    const std::vector<uint8_t> bytes = merged_weight(*be, *W, *lora, host, static_cast<int>(k));
+    std::vector<float> ours(static_cast<size_t>(mod.out * mod.in)), w(ours.size());
+    convert_to_f32(ours.data(), bytes.data(), W->dtype, ours.size());
+    convert_to_f32(w.data(), W->data, W->dtype, w.size());
+    const TensorInfo* want_t = ref.find("merged." + mod.name + ".weight");
+    ASSERT_NE(want_t, nullptr) << mod.name;
+    std::vector<float> want(ours.size());
+    std::memcpy(want.data(), want_t->data, want_t->nbytes);
+    const float *A = nullptr, *B = nullptr, *mag = nullptr;
+    for (const LoraTensor& t : lora->tensors())
+      if (t.module == static_cast<int>(k)) (t.is_m ? mag : t.is_B ? B : A) = host.data() + t.offset;
+    ASSERT_TRUE(A && B && mag);
+    const bool bf16 = W->dtype == DType::BF16;
+    int bad = 0;
+    bool changed = false;
+    for (int64_t o = 0; o < mod.out; ++o) {
+      // V = w + s·B·A and f = m/‖V‖ in double, for the size of each term.
+      std::vector<double> v(static_cast<size_t>(mod.in)), aba(static_cast<size_t>(mod.in));
+      double ss = 0;
+      for (int64_t i = 0; i < mod.in; ++i) {
+        double ba = 0;
+        for (int64_t j = 0; j < r; ++j) {
+          ba += static_cast<double>(B[o * r + j]) * A[j * mod.in + i];
+          aba[static_cast<size_t>(i)] += std::fabs(static_cast<double>(B[o * r + j]) * A[j * mod.in + i]);
+        }
+        v[static_cast<size_t>(i)] = w[o * mod.in + i] + s * ba;
+        ss += v[static_cast<size_t>(i)] * v[static_cast<size_t>(i)];
+      }
+      const double f = std::fabs(mag[o]) / std::sqrt(ss);
+      for (int64_t i = 0; i < mod.in; ++i) {
+        const auto ii = static_cast<size_t>(i);
+        const double bound = 2 * testing::kEps32 *
+                                 (static_cast<double>(r + 2) * f * (std::fabs(w[o * mod.in + i]) + s * aba[ii]) +
+                                  static_cast<double>(mod.in + 5) * f * std::fabs(v[ii])) +
+                             (bf16 ? std::ldexp(std::fabs(want[o * mod.in + i]), -8) : 0.0);
+        const double got = ours[o * mod.in + i], ref_v = want[o * mod.in + i];
+        changed = changed || got != w[o * mod.in + i];
+        if (!(std::fabs(got - ref_v) <= bound) && ++bad <= 3)
+          ADD_FAILURE() << mod.name << "[" << o << ", " << i << "]: ours " << got << " PEFT " << ref_v << " bound "
+                        << bound;
+      }
+    }
+    EXPECT_TRUE(changed) << mod.name << ": the merge must change the weight";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Peft, DoraMerge, ::testing::Values("qwen2-untied-bf16-dora", "stories260K-qv-dora-rslora"));
+
+// A DoRA adapter written by lorafit: PEFT's keys and shapes (lora_magnitude_vector [O], no
+// ".weight"), use_dora true; reading it back gives the same values bit for bit.
+TEST(AdapterDora, SaveRoundTrips) {
+  auto be = make_backend("cpu");
+  const fs::path adir = adapter_fixtures() / "stories260K-qv-dora-rslora";
+  const Model m(*be, resolve_base_model(adir));
+  const auto lora = load_adapter(*be, m.config(), adir);
+  const fs::path out = fs::temp_directory_path() / ("lorafit_dora_save" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  save_peft_adapter(out, *lora, "base");
+  EXPECT_NE(read_file(out / "adapter_config.json").find("\"use_dora\": true"), std::string::npos);
+  const SafetensorsFile f(out / "adapter_model.safetensors");
+  const TensorInfo* mv = f.find("base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector");
+  ASSERT_NE(mv, nullptr);
+  EXPECT_EQ(mv->shape, std::vector<int64_t>({m.config().num_heads * m.config().head_dim}));
+  const auto again = load_adapter(*be, m.config(), out);
+  EXPECT_EQ(again->download_params(), lora->download_params());
+  fs::remove_all(out);
+}
+
+// use_dora true but no magnitude vector in the weights: named, not zeros.
+TEST(AdapterDora, MissingMagnitudeIsNamed) {
+  auto be = make_backend("cpu");
+  const fs::path adir = adapter_fixtures() / "stories260K-qv-dora-rslora";
+  const Model m(*be, resolve_base_model(adir));
+  const fs::path tmp = fs::temp_directory_path() / ("lorafit_dora_nomag" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  fs::copy_file(adir / "adapter_config.json", tmp / "adapter_config.json");
+  const SafetensorsFile f(adir / "adapter_model.safetensors");
+  std::vector<TensorToWrite> keep;
+  for (const TensorInfo& t : f.tensors())
+    if (t.name.find("lora_magnitude_vector") == std::string::npos || t.name.find("layers.1.self_attn.v_proj") == std::string::npos)
+      keep.push_back({t.name, t.dtype, t.shape, std::span<const uint8_t>(t.data, t.nbytes)});
+  ASSERT_EQ(keep.size() + 1, f.tensors().size());
+  safetensors_save(tmp / "adapter_model.safetensors", keep, {{"format", "pt"}});
+  const std::string e = error_of([&] { load_adapter(*be, m.config(), tmp); });
+  EXPECT_NE(e.find("tensor 'base_model.model.model.layers.1.self_attn.v_proj.lora_magnitude_vector' is missing; a "
+                   "DoRA adapter (use_dora: true) needs a lora_magnitude_vector"),
+            std::string::npos)
+      << e;
+  fs::remove_all(tmp);
+}
 
 TEST(AdapterErrors, RefusedByName) {
   auto be = make_backend("cpu");

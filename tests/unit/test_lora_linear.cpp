@@ -2,9 +2,13 @@
 // y = x·Wᵀ + b + s·(drop(x)·Aᵀ)·Bᵀ is linear in each of x, A and B separately, so a central
 // difference with a large step h is exact up to rounding; we run the fp32 CPU backend and
 // accumulate the probe loss L = Σ g∘y in double.
+// DoRA: y = x·Wᵀ + b + (c − 1)⊙(xd·Wᵀ) + c⊙(s·(xd·Aᵀ)·Bᵀ), c = m/n. PEFT detaches n, so the
+// gradient checked is that of the forward with n held fixed (dora_forward with lora.norm as
+// set); with n fixed y is again linear in each of x, A, B and m.
 #include <gtest/gtest.h>
 
 #include <cfloat>
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -33,6 +37,10 @@ struct Setup {
   std::vector<float> y = std::vector<float>(5 * 6), xa = std::vector<float>(5 * 3), xdrop = std::vector<float>(5 * 7);
   std::vector<float> dA = std::vector<float>(3 * 7), dB = std::vector<float>(6 * 3);
   uint64_t seed = 77;
+  bool dora = false;
+  std::vector<float> m = std::vector<float>(6), dm = std::vector<float>(6), norm = std::vector<float>(6),
+                     scratch = std::vector<float>(5 * 6);
+  double max_c = 1;  // the largest |c| and |c − 1| a loss() has seen (for the rounding bound)
 
   LoraWeights lw() {
     LoraWeights w;
@@ -42,6 +50,11 @@ struct Setup {
     w.dB = t2(dB, O, r);
     w.scale = s;
     w.dropout = p;
+    if (dora) {
+      w.m = Tensor(m.data(), DType::F32, {O});
+      w.dm = Tensor(dm.data(), DType::F32, {O});
+      w.norm = Tensor(norm.data(), DType::F32, {O});
+    }
     return w;
   }
   LoraSaved saved() {
@@ -49,71 +62,146 @@ struct Setup {
     sv.xa = t2(xa, N, r);
     sv.xdrop = t2(xdrop, N, I);
     sv.dropout_seed = seed;
+    sv.dora = t2(scratch, N, O);
     return sv;
   }
   double loss(Backend& be) {
     LoraWeights w = lw();
     LoraSaved sv = saved();
-    linear_forward(be, t2(y, N, O), t2(x, N, I), t2(W, O, I), Tensor(b.data(), DType::F32, {O}), &w, &sv, true);
+    const Tensor ty = t2(y, N, O), tx = t2(x, N, I), tW = t2(W, O, I), tb(b.data(), DType::F32, {O});
+    if (dora) {  // n fixed (detached): the base, then the DoRA branch with lora.norm as set
+      linear_forward(be, ty, tx, tW, tb, nullptr, nullptr, true);
+      dora_forward(be, ty, tx, tW, w, sv, true);
+      for (int64_t o = 0; o < O; ++o) max_c = std::max({max_c, static_cast<double>(std::fabs(m[o] / norm[o])), static_cast<double>(std::fabs(m[o] / norm[o] - 1))});
+    } else {
+      linear_forward(be, ty, tx, tW, tb, &w, &sv, true);
+    }
     double L = 0;
     for (size_t i = 0; i < y.size(); ++i) L += static_cast<double>(g[i]) * y[i];
     return L;
   }
   // Rounding of L: each y element is a sum of I + r + 2 products/terms (≤ (I + r + 4)·u relative
   // to Σ|terms| ≤ I + s·r·I + 1 for inputs ≤ 1 and keep-scale ≤ 1/(1 − p)), times Σ|g|.
+  // DoRA adds |c − 1|·I/(1 − p) for the second xd·Wᵀ and scales the branch by |c| (≤ max_c),
+  // with 2 more roundings per element.
   double loss_rounding() const {
     double sg = 0;
     for (float v : g) sg += std::fabs(v);
-    const double terms = static_cast<double>(I) + s * static_cast<double>(r * I) / (1.0 - p) + 1.0;
+    const double c = dora ? max_c : 1.0;
+    const double terms = static_cast<double>(I) * (1.0 + (dora ? c / (1.0 - p) : 0.0)) +
+                         c * s * static_cast<double>(r * I) / (1.0 - p) + 1.0 + (dora ? 2.0 * c * I : 0.0);
     return sg * static_cast<double>(I + r + 4) * (FLT_EPSILON / 2) * terms;
   }
 };
 
-void check(Setup& su, Backend& be, std::vector<float>& param, const std::vector<float>& analytic, const char* what) {
-  const double h = 4.0;  // exact for a linear function; large h shrinks the rounding term
-  // + the analytic side's rounding: sums of ≤ N + O + r products chained twice, whose terms add
-  // up to ≤ O + s·O·r·I (inputs ≤ 1): (N + O + r + 4)·u·that.
-  const double analytic_rounding = static_cast<double>(su.N + su.O + su.r + 4) * (FLT_EPSILON / 2) *
-                                   (static_cast<double>(su.O) + su.s * static_cast<double>(su.O * su.r * su.I));
-  const double bound = 2 * su.loss_rounding() / (2 * h) + analytic_rounding;
+void check(Setup& su, Backend& be, std::vector<float>& param, const std::vector<float>& analytic, const char* what,
+           double h = 4.0) {  // exact for a linear function; large h shrinks the rounding term
   for (size_t i = 0; i < param.size(); ++i) {
     const float p0 = param[i];
+    su.max_c = 1;
     param[i] = p0 + static_cast<float>(h);
     const double lp = su.loss(be);
     param[i] = p0 - static_cast<float>(h);
     const double lm = su.loss(be);
     param[i] = p0;
     const double fd = (lp - lm) / (2 * h);
+    // + the analytic side's rounding: sums of ≤ N + O + r products chained twice, whose terms add
+    // up to ≤ O + s·O·r·I (inputs ≤ 1): (N + O + r + 4)·u·that; DoRA: ·(2 + max_c) for the c
+    // factors, the second W product and the dm column sums (N + I more terms).
+    const double c = su.dora ? 2 + su.max_c : 1.0;
+    const double analytic_rounding = c * static_cast<double>(su.N + su.O + su.r + 4 + (su.dora ? su.N + su.I : 0)) *
+                                     (FLT_EPSILON / 2) *
+                                     (static_cast<double>(su.O) + su.s * static_cast<double>(su.O * su.r * su.I));
+    const double bound = 2 * su.loss_rounding() / (2 * h) + analytic_rounding;
     EXPECT_NEAR(analytic[i], fd, bound) << what << "[" << i << "]";
   }
 }
 
-void run_case(float p) {
+void run_case(float p, bool dora = false) {
   auto be = make_backend("cpu");
   Setup su;
   su.p = p;
+  su.dora = dora;
+  if (dora) {  // n = ‖W + s·B·A‖ once (then held fixed), m = n·(1 ± 0.2) so that c ≠ 1
+    LoraWeights w0 = su.lw();
+    dora_weight_norm(*be, t2(su.W, su.O, su.I), w0);
+    const std::vector<float> jitter = rnd(su.m.size(), 8);
+    for (size_t o = 0; o < su.m.size(); ++o) su.m[o] = su.norm[o] * (1.f + 0.2f * jitter[o]);
+  }
   su.loss(*be);  // the forward whose saved xa / xdrop the backward reads
   std::vector<float> dx(su.x.size()), dxa(su.N * su.r), dxin(su.N * su.I);
   LoraWeights w = su.lw();
   LoraSaved sv = su.saved();
   std::fill(su.dA.begin(), su.dA.end(), 0.5f);  // parameter grads accumulate: start non-zero
+  std::fill(su.dm.begin(), su.dm.end(), 0.5f);
   linear_backward(*be, t2(dx, su.N, su.I), t2(su.g, su.N, su.O), t2(su.x, su.N, su.I), t2(su.W, su.O, su.I), &w, &sv,
-                  true, {t2(dxa, su.N, su.r), t2(dxin, su.N, su.I), Tensor(), Tensor()});
-  std::vector<float> dA = su.dA, dB = su.dB;
+                  true, {t2(dxa, su.N, su.r), t2(dxin, su.N, su.I), Tensor(), Tensor(), sv.dora});
+  std::vector<float> dA = su.dA, dB = su.dB, dm = su.dm;
   for (float& v : dA) v -= 0.5f;  // what was accumulated
+  for (float& v : dm) v -= 0.5f;
   check(su, *be, su.x, dx, "dx");
   check(su, *be, su.A, dA, "dA");
   check(su, *be, su.B, dB, "dB");
+  if (dora) check(su, *be, su.m, dm, "dm", 1.0);  // c moves by h/n: a smaller step keeps max_c small
 }
 
 TEST(LoraLinear, BackwardMatchesFiniteDifferences) { run_case(0.f); }
 TEST(LoraLinear, BackwardWithDropoutMatchesFiniteDifferences) { run_case(0.4f); }
+TEST(LoraLinear, DoraBackwardMatchesFiniteDifferences) { run_case(0.f, true); }
+TEST(LoraLinear, DoraBackwardWithDropoutMatchesFiniteDifferences) { run_case(0.4f, true); }
+
+// dora_weight_norm against the row norms of W + s·B·A in double: each v = w + s·(B·A) is within
+// (r + 2)·u·(|w| + s·Σ|B||A|) of exact, and the norm of the rounded row within a few u of
+// the double one.
+TEST(LoraLinear, DoraWeightNormMatchesDouble) {
+  auto be = make_backend("cpu");
+  lorafit::Setup su;
+  su.dora = true;
+  LoraWeights w = su.lw();
+  dora_weight_norm(*be, t2(su.W, su.O, su.I), w);
+  for (int64_t o = 0; o < su.O; ++o) {
+    double ss = 0, mag = 0;
+    for (int64_t i = 0; i < su.I; ++i) {
+      double ba = 0, aba = 0;
+      for (int64_t k = 0; k < su.r; ++k) {
+        ba += static_cast<double>(su.B[o * su.r + k]) * su.A[k * su.I + i];
+        aba += std::fabs(static_cast<double>(su.B[o * su.r + k]) * su.A[k * su.I + i]);
+      }
+      const double v = su.W[o * su.I + i] + su.s * ba;
+      ss += v * v;
+      mag += std::fabs(su.W[o * su.I + i]) + su.s * aba;
+    }
+    const double bound = static_cast<double>(su.r + 4) * (FLT_EPSILON / 2) * mag;
+    EXPECT_NEAR(su.norm[o], std::sqrt(ss), bound) << "row " << o;
+  }
+}
+
+// linear_forward with DoRA = the base plus dora_forward at n = dora_weight_norm (bit for bit:
+// the same ops), and at m = n (DoRA's init, B = 0) it is the plain linear layer exactly... up to
+// the c·u − u rounding: c = 1 exactly then, so the DoRA terms add (1 − 1)·u = 0 and 1·0·s = 0.
+TEST(LoraLinear, DoraAtInitIsTheBaseLayer) {
+  auto be = make_backend("cpu");
+  lorafit::Setup su;
+  su.dora = true;
+  std::fill(su.B.begin(), su.B.end(), 0.f);
+  LoraWeights w = su.lw();
+  dora_weight_norm(*be, t2(su.W, su.O, su.I), w);
+  su.m = su.norm;
+  std::vector<float> base(su.y.size());
+  linear_forward(*be, t2(base, su.N, su.O), t2(su.x, su.N, su.I), t2(su.W, su.O, su.I),
+                 Tensor(su.b.data(), DType::F32, {su.O}), nullptr, nullptr, true);
+  LoraSaved sv = su.saved();
+  w = su.lw();
+  linear_forward(*be, t2(su.y, su.N, su.O), t2(su.x, su.N, su.I), t2(su.W, su.O, su.I),
+                 Tensor(su.b.data(), DType::F32, {su.O}), &w, &sv, true);
+  EXPECT_EQ(su.y, base);
+}
 
 // Without an adapter the backward is dx = dy·W, exact for small integers.
 TEST(LoraLinear, BaseOnlyBackward) {
   auto be = make_backend("cpu");
   std::vector<float> dy{1, 2, 3, 4}, W{1, 0, 2, -1, 3, 1}, x(6), dx(6);  // dy (2,2), W (2,3)
-  linear_backward(*be, t2(dx, 2, 3), t2(dy, 2, 2), t2(x, 2, 3), t2(W, 2, 3), nullptr, nullptr, true, {});
+  linear_backward(*be, t2(dx, 2, 3), t2(dy, 2, 2), t2(x, 2, 3), t2(W, 2, 3), nullptr, nullptr, true, LoraGradScratch{});
   EXPECT_EQ(dx, (std::vector<float>{-1, 6, 4, -1, 12, 10}));
 }
 

@@ -88,6 +88,50 @@ TEST(LoraMix, GroupedLinearEqualsEachRowAloneWithItsAdapter) {
   std::printf("grouped vs per-row: worst |diff| %.3g\n", worst);
 }
 
+// A DoRA adapter in a group gets the single-adapter DoRA branch on its rows (lora_linear's
+// dora_forward, n recomputed from W, A, B). Per element, y = base + (c − 1)·xd·Wᵀ + c·s·xa·Bᵀ:
+// the base and the second x·Wᵀ each a K = I dot product, the branch K = r + I; with |c| ≤ 2
+// the Σ|terms| is ≤ 3·(Σ|xW| + s·Σ|xa B|) + |b|, and the rows' n are computed by the same code
+// (bit-equal). Bound 2·(I + r + 6)·u·3·mag.
+TEST(LoraMix, GroupedDoraEqualsEachRowAlone) {
+  auto be = make_backend("cpu");
+  const int64_t N = 5, I = 17, O = 9;
+  std::vector<float> x = rnd(N * I, 1), W = rnd(O * I, 2), b = rnd(O, 3);
+  Adapter a(3, 1.5f, I, O, 30);
+  std::vector<float> m(O), norm(O), norm1(O);
+  a.w.m = Tensor(m.data(), DType::F32, {O});
+  a.w.norm = Tensor(norm.data(), DType::F32, {O});
+  dora_weight_norm(*be, t2(W, O, I), a.w);
+  const std::vector<float> jit = rnd(O, 31);
+  for (int64_t o = 0; o < O; ++o) m[o] = norm[o] * (1.f + 0.3f * jit[o]);
+  const std::vector<LoraRows> groups = {{1, 4, &a.w}};  // rows 0 and 4: base
+  std::vector<float> y(N * O), xa(N * 3), dscratch(N * O);
+  LoraSaved scratch;
+  scratch.xa = Tensor(xa.data(), DType::F32, {N * 3});
+  scratch.dora = Tensor(dscratch.data(), DType::F32, {N * O});
+  linear_forward(*be, t2(y, N, O), t2(x, N, I), t2(W, O, I), Tensor(b.data(), DType::F32, {O}), groups, scratch);
+  for (int64_t n = 0; n < N; ++n) {
+    const bool adapted = n >= 1 && n < 4;
+    std::vector<float> xr(x.begin() + n * I, x.begin() + (n + 1) * I), yr(O), xar(3), dr(O);
+    LoraSaved sv;
+    sv.xa = t2(xar, 1, 3);
+    sv.dora = t2(dr, 1, O);
+    linear_forward(*be, t2(yr, 1, O), t2(xr, 1, I), t2(W, O, I), Tensor(b.data(), DType::F32, {O}),
+                   adapted ? &a.w : nullptr, &sv, false);
+    for (int64_t o = 0; o < O; ++o) {
+      double mag = std::fabs(b[o]);
+      for (int64_t i = 0; i < I; ++i) mag += std::fabs(x[n * I + i] * W[o * I + i]);
+      for (int64_t k = 0; k < a.r; ++k) {
+        double xak = 0;
+        for (int64_t i = 0; i < I; ++i) xak += std::fabs(x[n * I + i] * a.A[k * I + i]);
+        mag += a.s * xak * std::fabs(a.B[o * a.r + k]);
+      }
+      EXPECT_LE(std::fabs(static_cast<double>(y[n * O + o]) - yr[o]), 2.0 * (I + a.r + 6) * FLT_EPSILON / 2 * 3 * mag)
+          << "row " << n << " col " << o;
+    }
+  }
+}
+
 TEST(LoraMixDeathTest, GroupsMustBeOrderedAndDisjoint) {
   auto be = make_backend("cpu");
   const int64_t N = 4, I = 3, O = 2;

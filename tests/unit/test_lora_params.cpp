@@ -197,9 +197,17 @@ TEST(LoraAdapter, LoadErrors) {
   EXPECT_EQ(error_of([&] { load_peft_adapter_config(dir); }),
             (dir / "adapter_config.json").string() +
                 ": lora_r = 0: the LoRA rank must be a positive integer (e.g. 8, 16, 64)");
+  // DoRA is read; the one combination PEFT 0.13.2 refuses (megatron) is refused with its reason.
   write_file_atomic(dir / "adapter_config.json", R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "use_dora": true, "target_modules": ["q_proj"]})");
+  EXPECT_TRUE(load_peft_adapter_config(dir).use_dora);
+  write_file_atomic(dir / "adapter_config.json", R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "use_dora": "yes", "target_modules": ["q_proj"]})");
   EXPECT_EQ(error_of([&] { load_peft_adapter_config(dir); }),
-            (dir / "adapter_config.json").string() + ": field \"use_dora\" = true is not supported (expected false)");
+            (dir / "adapter_config.json").string() + ": field \"use_dora\" must be true or false");
+  write_file_atomic(dir / "adapter_config.json", R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "use_dora": true, "megatron_config": {"tp": 2}, "target_modules": ["q_proj"]})");
+  EXPECT_EQ(error_of([&] { load_peft_adapter_config(dir); }),
+            (dir / "adapter_config.json").string() +
+                ": use_dora true with a megatron_config: DoRA does not support megatron_core, please set "
+                "`use_dora=False` (PEFT's reason)");
   fs::remove_all(dir);
 }
 

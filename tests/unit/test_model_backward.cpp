@@ -49,7 +49,7 @@ TEST_P(ModelBackwardGolden, GradcheckMatchesPeft) {
   LoraParams p(*be, tc.lora_config(), m.config());
   tc.load_gradcheck_point(p);
   const MicroBatch mb = tc.micro_batch(0);
-  const double rel = model_rel_bound(m.config(), mb.T);
+  const double rel = model_rel_bound(m.config(), mb.T, p.config().use_dora);
   const Result r = run(m, p, mb, /*checkpointing=*/true, /*training=*/true, 0);
   const double want_loss = tc.doc["gradcheck_loss"].get<double>();
   EXPECT_NEAR(r.mean_loss, want_loss, rel * want_loss) << "rel bound " << rel;
@@ -90,7 +90,8 @@ TEST_P(ModelBackwardGolden, CheckpointingGivesIdenticalGradients) {
   EXPECT_NE(other.mean_loss, on.mean_loss);
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, ModelBackwardGolden, ::testing::Values("qwen2-gqa7-untied-f32", "llama-gqa2-f32", "stories260K"),
+INSTANTIATE_TEST_SUITE_P(Cases, ModelBackwardGolden, ::testing::Values("qwen2-gqa7-untied-f32", "llama-gqa2-f32", "stories260K",
+                                                                        "qwen2-gqa7-untied-f32-dora"),
                          [](const auto& param_info) {
                            std::string s = param_info.param;
                            std::replace(s.begin(), s.end(), '-', '_');

@@ -52,7 +52,7 @@ TEST_P(TrainGolden, TwentyStepsMatchTrainer) {
 
   int64_t maxT = 0;
   for (int k = 0; k < tc.num_micro_batches(); ++k) maxT = std::max(maxT, tc.micro_batch(k).T);
-  const double rel = model_rel_bound(m.config(), maxT);
+  const double rel = model_rel_bound(m.config(), maxT, p.config().use_dora);
   const auto& steps = tc.doc["steps"];
   const auto& micro = tc.doc["micro_batch_loss"];
   ASSERT_EQ(static_cast<int>(steps.size()), num_steps);
@@ -129,7 +129,9 @@ TEST_P(TrainGolden, TwentyStepsMatchTrainer) {
 INSTANTIATE_TEST_SUITE_P(Cases, TrainGolden,
                          ::testing::Values("qwen2-gqa7-untied-f32", "llama-gqa2-f32", "stories260K",
                                            "qwen3-gqa-tied-f32", "llama31-rope-f32", "qlora-qwen2-nf4-dq",
-                                           "qlora-llama-fp4"),
+                                           "qlora-llama-fp4",
+                                           // DoRA (PEFT use_dora=True; tools/golden/make_dora_fixtures.py)
+                                           "qwen2-gqa7-untied-f32-dora"),
                          [](const auto& param_info) {
                            std::string s = param_info.param;
                            std::replace(s.begin(), s.end(), '-', '_');

@@ -1,6 +1,6 @@
 """Checks a lorafit adapter folder against PEFT 0.13: keys, shapes, dtype and adapter_config.json as
 docs/SPEC.md says, then PeftModel.from_pretrained loads it and its next-token NLLs equal what
-`lorafit score --adapter` computes with the same adapter.
+`lorafit score --adapter` computes with the same adapter (LoRA or DoRA: use_dora true).
 
 Usage (from the repository root, after a `lorafit train` run):
     /opt/gv/bin/python tools/golden/check_peft_load.py --lorafit build/lorafit \
@@ -43,8 +43,11 @@ def main():
         assert f.metadata() == {"format": "pt"}, f.metadata()
         for k in f.keys():
             t = f.get_tensor(k)
-            assert k.startswith("base_model.model.model.layers.") and k.endswith(("lora_A.weight", "lora_B.weight")), k
             assert t.dtype == torch.float32, (k, t.dtype)
+            if cfg["use_dora"] and k.endswith(".lora_magnitude_vector"):  # DoRA: m [O], PEFT's key (no .weight)
+                assert k.startswith("base_model.model.model.layers.") and t.ndim == 1, (k, t.shape)
+                continue
+            assert k.startswith("base_model.model.model.layers.") and k.endswith(("lora_A.weight", "lora_B.weight")), k
             assert (t.shape[0] == r) if ".lora_A." in k else (t.shape[1] == r), (k, t.shape)
         nkeys = len(list(f.keys()))
 
