@@ -19,7 +19,7 @@ size_t char_boundary(const std::string& s, size_t n) {
 }  // namespace
 
 Engine::Engine(const Model& model, const Tokenizer& tok, int64_t slots, int64_t capacity, int64_t max_waiting)
-    : model_(model), tok_(tok), slots_(slots), capacity_(capacity), max_waiting_(max_waiting),
+    : tok_(tok), capacity_(capacity), max_waiting_(max_waiting),
       gen_(model, slots, capacity) {
   stats_.ttft_buckets.assign(kTtftBounds.size(), 0);
   thread_ = std::thread([this] { loop(); });

@@ -86,9 +86,8 @@ class Engine {
   bool on_token(int64_t id, int32_t token, const TokenLogprobs* lp);  // under mu_
   void finish(BatchGenerator::Finished& f);   // under mu_
 
-  const Model& model_;
   const Tokenizer& tok_;
-  int64_t slots_, capacity_, max_waiting_;
+  int64_t capacity_, max_waiting_;
   std::mutex mu_;
   std::condition_variable cv_work_, cv_out_;
   std::vector<std::shared_ptr<Job>> inbox_;
