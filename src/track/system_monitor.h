@@ -1,6 +1,7 @@
 // SystemMonitor: a background thread appending one JSON row to system.jsonl every
 // `period_s` seconds (and once at start), each flushed:
-//   {"time": unix s, "cpu_percent": host CPU busy % since the last row,
+//   {"time": unix s, "cpu_percent": host CPU busy % since the last row (absent when no
+//    /proc/stat tick, 10 ms, has passed since it),
 //    "process_cpu_percent": this process (100 = one core), "rss_bytes", "host_mem_used_bytes",
 //    "host_mem_total_bytes", "disk_free_bytes", "disk_total_bytes" (of the run folder's disk),
 //    "gpus": [{"index","util_percent","mem_used_bytes","mem_total_bytes","power_w","temp_c"}]}

@@ -145,6 +145,81 @@ TEST(Simd, SwigluWithinTheBoundOfTheVectorExp) {
   });
 }
 
+// The bf16 path's SwiGLU: the same operations as the scalar loop with the vector exp, so the fp32
+// value before each rounding differs by ≤ 12u relative (the test above); a rounding to bf16 then
+// gives the same bf16 unless that value sits within 12u of a rounding boundary (one bf16 ulp apart
+// if it does), and the second rounding can add one more: ≤ 2 bf16 ulps (≤ 2^-6 relative). A
+// straddle has probability ≈ 12u / 2^-8 ≈ 2e-4 per rounding, so almost every output is equal:
+// ≤ 0.5% not equal is required (a wrong rounding point would make about half of them differ).
+TEST(Simd, SwigluBf16WithinTwoBf16UlpsOfTheScalarLoop) {
+  const int64_t n = 40000 + 5;
+  auto to16 = [](const std::vector<float>& v) {
+    std::vector<uint16_t> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_bf16(v[i]);
+    return h;
+  };
+  const auto g = to16(gate_values(n)), up = to16(random_floats(n, 8, -3.f, 3.f)), go = to16(random_floats(n, 9));
+  auto r16 = [](float x) { return bf16_to_f32(f32_to_bf16(x)); };
+  std::vector<float> ref(n), dg_ref(n), du_ref(n);
+  for (int64_t i = 0; i < n; ++i) {  // cpu_bf16's scalar loops, as they were before the vector kernels
+    const float gv = bf16_to_f32(g[i]), e1 = 1.f + std::exp(-gv), sig = 1.f / e1, a = r16(gv / e1);
+    const float d = bf16_to_f32(go[i]), d_act = r16(d * bf16_to_f32(up[i]));
+    ref[i] = r16(a * bf16_to_f32(up[i]));
+    du_ref[i] = r16(d * a);
+    dg_ref[i] = r16(d_act * sig * (1.f + gv * (1.f - sig)));
+  }
+  for_each_target([&] {
+    std::vector<uint16_t> out(n), dg(n), du(n);
+    cpu::swiglu_forward_bf16(out.data(), g.data(), up.data(), n);
+    cpu::swiglu_backward_bf16(dg.data(), du.data(), go.data(), g.data(), up.data(), n);
+    int64_t differ = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      for (auto [got, want] : {std::pair{out[i], ref[i]}, std::pair{dg[i], dg_ref[i]}, std::pair{du[i], du_ref[i]}}) {
+        ASSERT_LE(std::fabs(bf16_to_f32(got) - want), std::ldexp(std::fabs(want), -6) + kTiny) << "i " << i;
+        differ += bf16_to_f32(got) != want;
+      }
+    }
+    EXPECT_LE(differ, 3 * n / 200);  // 3n outputs, ≤ 0.5% of them
+  });
+}
+
+// The bf16 attention's per-query kernels against the scalar loops they replace, exactly: the
+// products of widened bf16 values are exact in fp32 and both sides add them in the same order.
+TEST(Simd, AttentionBf16KernelsEqualTheScalarLoopsExactly) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int64_t D : {12, 16, 64}) {
+    for (int64_t n : {1, 17, 100}) {
+      SCOPED_TRACE(::testing::Message() << "D " << D << " n " << n);
+      const int64_t ld = 3 * D;  // rows of one head inside (S, Hkv = 3, D)
+      std::vector<uint16_t> k(static_cast<size_t>(n * ld)), v(k.size());
+      for (auto* t : {&k, &v})
+        for (auto& x : *t) x = f32_to_bf16(nd(rng));
+      std::vector<float> q(static_cast<size_t>(D)), w(static_cast<size_t>(n)), kt(static_cast<size_t>(D * n));
+      for (auto& x : q) x = bf16_to_f32(f32_to_bf16(nd(rng)));
+      for (int64_t s = 0; s < n; ++s) w[s] = s % 5 == 3 ? 0.f : bf16_to_f32(f32_to_bf16(std::fabs(nd(rng))));
+      for (int64_t s = 0; s < n; ++s)
+        for (int64_t d = 0; d < D; ++d) kt[d * n + s] = bf16_to_f32(k[s * ld + d]);
+      const float scale = 0.125f;
+      std::vector<float> p_ref(n), acc_ref(D, 0.f);
+      for (int64_t s = 0; s < n; ++s) {
+        float dot = 0.f;
+        for (int64_t d = 0; d < D; ++d) dot += q[d] * bf16_to_f32(k[s * ld + d]);
+        p_ref[s] = dot * scale;
+        if (w[s] != 0.f)
+          for (int64_t d = 0; d < D; ++d) acc_ref[d] += w[s] * bf16_to_f32(v[s * ld + d]);
+      }
+      for_each_target([&] {
+        std::vector<float> p(n), acc(D, -1.f);
+        cpu::attn_scores_t(p.data(), q.data(), kt.data(), n, n, D, scale);
+        cpu::attn_weighted_sum_bf16(acc.data(), w.data(), v.data(), ld, n, D);
+        for (int64_t s = 0; s < n; ++s) ASSERT_EQ(bits(p[s]), bits(p_ref[s])) << "score " << s;
+        for (int64_t d = 0; d < D; ++d) ASSERT_EQ(bits(acc[d]), bits(acc_ref[d])) << "acc " << d;
+      });
+    }
+  }
+}
+
 // Σx² in double in another order: the double sums differ by ≤ 2C·2^-53 relative, so r
 // (rounded to fp32) is equal or one fp32 ulp apart (≤ 2u relative); out = w·(x·r) then
 // differs by ≤ 2u plus one rounding of each product on each side: ≤ 6u·|out|.

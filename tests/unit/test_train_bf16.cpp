@@ -12,6 +12,11 @@
 // effect of a subset of the roundings: within the largest spread seen over the trajectory
 // (AdamW normalises each step, so an early difference does not grow past the spread of later
 // steps), plus one bf16 ulp (2^-8 relative) of the value for a flip in the last rounding.
+// The reference's own result also depends on the CPU: oneDNN's AMX GEMM kernels sum the same
+// bf16 products in another order than its AVX512-BF16 kernels, and the reference re-run on them
+// (steps_amx, final_amx.) lands up to 0.43 of the spread away. lorafit on either kind of CPU may
+// land as far from the reference as the reference does from itself, so that kernel spread
+// (max |ref_bf16 − ref_bf16_amx|) is added to each bound.
 // And, what shows the rounding points are the reference's rather than an fp32 run's: lorafit's
 // trajectory is closer to the bf16 run than to the fp32 run (summed over the steps; rms over
 // each final tensor).
@@ -61,6 +66,7 @@ TEST(TrainBf16, TwentyStepsFollowTrainerBf16) {
 
   const auto& steps = tc.doc["steps"];
   const auto& steps32 = tc.doc["steps_fp32"];
+  const auto& steps_amx = tc.doc["steps_amx"];
   ASSERT_EQ(static_cast<int>(steps.size()), num_steps);
   std::vector<StepStats> got;
   for (int s = 0; s < num_steps; ++s) {
@@ -74,13 +80,16 @@ TEST(TrainBf16, TwentyStepsFollowTrainerBf16) {
 
   for (const char* what : {"loss", "grad_norm"}) {
     SCOPED_TRACE(what);
-    double spread_max = 0, to16 = 0, to32 = 0;
-    for (int s = 0; s < num_steps; ++s)
+    double spread_max = 0, kernel_spread = 0, to16 = 0, to32 = 0;
+    for (int s = 0; s < num_steps; ++s) {
       spread_max = std::max(spread_max, std::fabs(steps[s][what].get<double>() - steps32[s][what].get<double>()));
+      kernel_spread =
+          std::max(kernel_spread, std::fabs(steps[s][what].get<double>() - steps_amx[s][what].get<double>()));
+    }
     for (int s = 0; s < num_steps; ++s) {
       const double ours = what == std::string("loss") ? got[s].loss : got[s].grad_norm;
       const double r16 = steps[s][what].get<double>(), r32 = steps32[s][what].get<double>();
-      EXPECT_LE(std::fabs(ours - r16), spread_max + kUlp16 * std::fabs(r16)) << "step " << s + 1;
+      EXPECT_LE(std::fabs(ours - r16), spread_max + kernel_spread + kUlp16 * std::fabs(r16)) << "step " << s + 1;
       to16 += std::fabs(ours - r16);
       to32 += std::fabs(ours - r32);
     }
@@ -92,11 +101,13 @@ TEST(TrainBf16, TwentyStepsFollowTrainerBf16) {
   double sum16 = 0, sum32 = 0;
   for (const LoraTensor& t : p.tensors()) {
     SCOPED_TRACE(t.key);
-    const std::vector<float> r16 = tc.floats("final." + t.key), r32 = tc.floats("final_fp32." + t.key);
-    double d16 = 0, d32 = 0, spread = 0, spread_max = 0, ref_max = 0, worst = 0;
+    const std::vector<float> r16 = tc.floats("final." + t.key), r32 = tc.floats("final_fp32." + t.key),
+                             r16_amx = tc.floats("final_amx." + t.key);
+    double d16 = 0, d32 = 0, spread = 0, spread_max = 0, kernel_spread = 0, ref_max = 0, worst = 0;
     for (int64_t i = 0; i < t.numel(); ++i) {
       const double o = fin[static_cast<size_t>(t.offset + i)], a = r16[static_cast<size_t>(i)],
                    b = r32[static_cast<size_t>(i)];
+      kernel_spread = std::max(kernel_spread, std::fabs(a - r16_amx[static_cast<size_t>(i)]));
       d16 += (o - a) * (o - a);
       d32 += (o - b) * (o - b);
       spread += (a - b) * (a - b);
@@ -104,7 +115,7 @@ TEST(TrainBf16, TwentyStepsFollowTrainerBf16) {
       ref_max = std::max(ref_max, std::fabs(a));
       worst = std::max(worst, std::fabs(o - a));
     }
-    EXPECT_LE(worst, spread_max + kUlp16 * ref_max);
+    EXPECT_LE(worst, spread_max + kernel_spread + kUlp16 * ref_max);
     EXPECT_LE(d16, spread) << "further from the bf16 run than the fp32 run is";
     sum16 += d16;
     sum32 += d32;

@@ -10,6 +10,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels_forward.h"
+#include "backend/cpu/simd.h"
 
 namespace lorafit::cpu_bf16 {
 
@@ -23,20 +24,55 @@ void check_bf16(const Tensor& t, const char* what) {
            "{}: expected a CPU BF16 tensor (bf16 run), got {} {}", what, dtype_name(t.dtype), t.shape_str());
 }
 
+// n floats of scratch from a per-thread pool, given back when it goes. The bf16 ops widen
+// (N, C) activations on every call; a fresh vector each time would fault its pages in and
+// zero them each time (measured: several % of a bf16 forward), a pooled one keeps them.
+class PooledFloats {
+ public:
+  PooledFloats() = default;
+  explicit PooledFloats(size_t n) {
+    auto& pool = free_list();
+    if (!pool.empty()) {
+      buf_ = std::move(pool.back());
+      pool.pop_back();
+    }
+    buf_.resize(n);
+  }
+  PooledFloats(PooledFloats&& o) noexcept : buf_(std::move(o.buf_)) { o.buf_ = {}; }
+  PooledFloats& operator=(PooledFloats&&) = delete;
+  PooledFloats(const PooledFloats&) = delete;
+  ~PooledFloats() {
+    if (buf_.capacity() > 0) free_list().push_back(std::move(buf_));
+  }
+  float* data() { return buf_.data(); }
+  size_t size() const { return buf_.size(); }
+  float& operator[](size_t i) { return buf_[i]; }
+
+ private:
+  static std::vector<std::vector<float>>& free_list() {
+    thread_local std::vector<std::vector<float>> pool;
+    return pool;
+  }
+  std::vector<float> buf_;
+};
+
 // An fp32 tensor with t's shape: t itself when it is F32, else a widened copy (or zeros).
 struct Wide {
-  std::vector<float> buf;
+  PooledFloats buf;
   Tensor t;
 };
 Wide wide(const Tensor& t, bool copy = true) {
   Wide w;
   w.t = t;
   if (t.empty() || t.dtype == DType::F32) return w;
-  w.buf.assign(static_cast<size_t>(t.numel()), 0.f);
-  if (copy) convert_to_f32(w.buf.data(), t.data, t.dtype, w.buf.size());
-  w.t.data = w.buf.data();
+  PooledFloats buf(static_cast<size_t>(t.numel()));
+  if (copy)
+    convert_to_f32(buf.data(), t.data, t.dtype, buf.size());
+  else
+    std::fill(buf.data(), buf.data() + buf.size(), 0.f);
+  w.t.data = buf.data();
   w.t.dtype = DType::F32;
-  return w;
+  return Wide{std::move(buf), w.t};
 }
 
 // dst = src (F32) in dst's dtype; nothing to do when dst is src.
@@ -55,44 +91,47 @@ std::vector<float> floats_of(const Tensor& w) {
 // p0 + t and attends keys s ≤ p0 + t (with seg[b,s] == seg[b,t] when seg is given; only with
 // Tq = S, p0 = 0). torch's CPU flash attention for bf16: fp32 scores (exact bf16 products,
 // fp32 sums) × D^-½, max and Σ exp in fp32, P = bf16(exp(s − max)) for the P·V GEMM, out =
-// bf16(P·V / Σ), lse = max + log Σ (fp32, for the backward).
+// bf16(P·V / Σ), lse = max + log Σ (fp32, for the backward). One query at a time, whatever Tq
+// is, so a cached decode step computes exactly what the full forward computes for that row.
 void attend(uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v, const int32_t* seg,
             int64_t B, int64_t Tq, int64_t S, int64_t H, int64_t Hkv, int64_t D, int64_t p0) {
-  const int64_t group = H / Hkv;
+  const int64_t group = H / Hkv, ldkv = Hkv * D;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
 #pragma omp parallel
   {
-    std::vector<float> p(static_cast<size_t>(S));    // scores, then bf16 weights, of one query
+    std::vector<float> p(static_cast<size_t>(S));    // scores, then bf16 weights (0 for masked keys), of one query
     std::vector<float> qf(static_cast<size_t>(D));   // the query, widened
     std::vector<float> acc(static_cast<size_t>(D));  // Σ_s P·v
+    std::vector<float> kt(static_cast<size_t>(D * (p0 + Tq)));  // (D, p0+Tq) this head's keys, widened and transposed
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < H; ++h) {
-        const int64_t hk = h / group;
+        const uint16_t* kb = k + (b * S * Hkv + h / group) * D;  // (S, D) at row stride Hkv·D
+        const uint16_t* vb = v + (b * S * Hkv + h / group) * D;  // (S, D) at row stride Hkv·D
+        const int64_t nk = p0 + Tq;                              // keys any query of this call attends
+        for (int64_t s = 0; s < nk; ++s)
+          for (int64_t d = 0; d < D; ++d) kt[static_cast<size_t>(d * nk + s)] = ld(kb + s * ldkv, d);
         for (int64_t t = 0; t < Tq; ++t) {
-          const int64_t last = p0 + t;
+          const int64_t last = p0 + t, n = last + 1;
           const uint16_t* qr = q + ((b * Tq + t) * H + h) * D;
           for (int64_t d = 0; d < D; ++d) qf[static_cast<size_t>(d)] = ld(qr, d);
           auto allowed = [&](int64_t s) { return !seg || seg[b * S + s] == seg[b * S + last]; };
+          cpu::attn_scores_t(p.data(), qf.data(), kt.data(), nk, n, D, scale);
           float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t s = 0; s <= last; ++s) {
-            if (!allowed(s)) continue;
-            const uint16_t* kr = k + ((b * S + s) * Hkv + hk) * D;
-            float dot = 0.f;
-            for (int64_t d = 0; d < D; ++d) dot += qf[static_cast<size_t>(d)] * ld(kr, d);
-            p[static_cast<size_t>(s)] = dot * scale;
-            mx = std::max(mx, p[static_cast<size_t>(s)]);
-          }
+          for (int64_t s = 0; s < n; ++s)
+            if (allowed(s)) mx = std::max(mx, p[static_cast<size_t>(s)]);
           float sum = 0.f;
-          std::fill(acc.begin(), acc.end(), 0.f);
-          for (int64_t s = 0; s <= last; ++s) {
-            if (!allowed(s)) continue;
-            const float e = std::exp(p[static_cast<size_t>(s)] - mx);
+          for (int64_t s = 0; s < n; ++s) {
+            float& ps = p[static_cast<size_t>(s)];
+            if (!allowed(s)) {
+              ps = 0.f;
+              continue;
+            }
+            const float e = std::exp(ps - mx);
             sum += e;
-            const float pe = r16(e);
-            const uint16_t* vr = v + ((b * S + s) * Hkv + hk) * D;
-            for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] += pe * ld(vr, d);
+            ps = r16(e);
           }
+          cpu::attn_weighted_sum_bf16(acc.data(), p.data(), vb, ldkv, n, D);
           uint16_t* orow = out + ((b * Tq + t) * H + h) * D;
           for (int64_t d = 0; d < D; ++d) orow[d] = f32_to_bf16(acc[static_cast<size_t>(d)] / sum);
           if (lse) lse[(b * H + h) * Tq + t] = mx + std::log(sum);
@@ -139,7 +178,8 @@ void rmsnorm_forward(CpuBackend& be, Tensor out, Tensor rstd, Tensor x, Tensor w
   LF_CHECK(out.numel() == N * C && w.numel() == C, "rmsnorm: out {} x {} w {}", out.shape_str(), x.shape_str(),
            w.shape_str());
   const Wide xw = wide(x);
-  std::vector<float> ones(static_cast<size_t>(C), 1.f), h(static_cast<size_t>(N * C));
+  std::vector<float> ones(static_cast<size_t>(C), 1.f);
+  PooledFloats h(static_cast<size_t>(N * C));  // (N, C) x·rstd
   be.rmsnorm_forward(Tensor(h.data(), DType::F32, {N, C}), rstd, xw.t.view({N, C}),
                      Tensor(ones.data(), DType::F32, {C}), eps);  // h = x·rstd in fp32
   const std::vector<float> wf = floats_of(w);
@@ -224,13 +264,7 @@ void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
   const int64_t n = gate.numel();
   LF_CHECK(out.numel() == n && up.numel() == n, "swiglu: out {} gate {} up {}", out.shape_str(), gate.shape_str(),
            up.shape_str());
-  const uint16_t *g = gate.as<const uint16_t>(), *u = up.as<const uint16_t>();
-  uint16_t* o = out.as<uint16_t>();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const float gv = ld(g, i);
-    o[i] = f32_to_bf16(r16(gv / (1.f + std::exp(-gv))) * ld(u, i));
-  }
+  cpu::swiglu_forward_bf16(out.as<uint16_t>(), gate.as<const uint16_t>(), up.as<const uint16_t>(), n);
 }
 
 void add(CpuBackend& be, Tensor out, Tensor a, Tensor b) {
@@ -344,7 +378,8 @@ void rmsnorm_backward(CpuBackend& be, Tensor dx, Tensor dout, Tensor x, Tensor w
   LF_CHECK(dx.numel() == N * C && dout.numel() == N * C && w.numel() == C);
   const Wide dw = wide(dout), xw = wide(x);
   const std::vector<float> wf = floats_of(w);
-  std::vector<float> g(static_cast<size_t>(N * C)), ones(static_cast<size_t>(C), 1.f), d(g.size());
+  std::vector<float> ones(static_cast<size_t>(C), 1.f);
+  PooledFloats g(static_cast<size_t>(N * C)), d(g.size());  // (N, C) bf16(dout·w), dx in fp32
   const float* go = dw.t.as<const float>();
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n)
@@ -374,15 +409,8 @@ void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor 
   for (const Tensor* t : {&dgate, &dup, &dout, &gate, &up}) check_bf16(*t, "swiglu_backward");
   const int64_t n = gate.numel();
   LF_CHECK(dgate.numel() == n && dup.numel() == n && dout.numel() == n && up.numel() == n);
-  const uint16_t *g = gate.as<const uint16_t>(), *u = up.as<const uint16_t>(), *go = dout.as<const uint16_t>();
-  uint16_t *dg = dgate.as<uint16_t>(), *du = dup.as<uint16_t>();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const float gv = ld(g, i), sig = 1.f / (1.f + std::exp(-gv)), a = r16(gv / (1.f + std::exp(-gv))), d = ld(go, i);
-    const float d_act = r16(d * ld(u, i));  // the product's backward, in bf16
-    du[i] = f32_to_bf16(d * a);
-    dg[i] = f32_to_bf16(d_act * sig * (1.f + gv * (1.f - sig)));  // silu's backward
-  }
+  cpu::swiglu_backward_bf16(dgate.as<uint16_t>(), dup.as<uint16_t>(), dout.as<const uint16_t>(),
+                            gate.as<const uint16_t>(), up.as<const uint16_t>(), n);
 }
 
 }  // namespace lorafit::cpu_bf16

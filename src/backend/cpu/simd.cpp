@@ -60,23 +60,30 @@ void F16ToF32(float* dst, const uint16_t* src, int64_t n) {
   for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 
-// Round to nearest even on the bits, as f32_to_bf16: u + 0x7fff + lsb, NaN → (u >> 16) | 0x40.
-void F32ToBf16(uint16_t* dst, const float* src, int64_t n) {
-  const DF d;
+// The bf16 bits (≤ 0xffff, in u32 lanes) of v rounded to nearest even, as f32_to_bf16:
+// u + 0x7fff + lsb, NaN → (u >> 16) | 0x40.
+HWY_INLINE hn::Vec<DU32> bf16_bits(hn::Vec<DF> v) {
   const DU32 du;
   const DI32 di;
+  const auto u = hn::BitCast(du, v);
+  const auto is_nan = hn::Gt(hn::BitCast(di, hn::And(u, hn::Set(du, 0x7fffffffu))),
+                             hn::BitCast(di, hn::Set(du, 0x7f800000u)));  // both ≥ 0: signed compare is exact
+  const auto lsb = hn::And(hn::ShiftRight<16>(u), hn::Set(du, 1u));
+  const auto rounded = hn::ShiftRight<16>(hn::Add(u, hn::Add(hn::Set(du, 0x7fffu), lsb)));
+  const auto nan = hn::Or(hn::ShiftRight<16>(u), hn::Set(du, 0x40u));
+  return hn::IfThenElse(hn::RebindMask(du, is_nan), nan, rounded);
+}
+// v rounded to bf16 and widened back: bf16_to_f32(f32_to_bf16(v)) per lane.
+HWY_INLINE hn::Vec<DF> round_bf16(DF d, hn::Vec<DF> v) { return hn::BitCast(d, hn::ShiftLeft<16>(bf16_bits(v))); }
+HWY_INLINE void store_bf16(hn::Vec<DF> v, uint16_t* p) {
+  hn::StoreU(hn::DemoteTo(DU16(), hn::BitCast(DI32(), bf16_bits(v))), DU16(), p);
+}
+
+void F32ToBf16(uint16_t* dst, const float* src, int64_t n) {
+  const DF d;
   const int64_t L = static_cast<int64_t>(hn::Lanes(d));
-  const auto abs_mask = hn::Set(du, 0x7fffffffu), inf = hn::Set(du, 0x7f800000u);
-  const auto bias = hn::Set(du, 0x7fffu), one = hn::Set(du, 1u), quiet = hn::Set(du, 0x40u);
   int64_t i = 0;
-  for (; i + L <= n; i += L) {
-    const auto u = hn::BitCast(du, hn::LoadU(d, src + i));
-    const auto is_nan = hn::Gt(hn::BitCast(di, hn::And(u, abs_mask)), hn::BitCast(di, inf));  // both ≥ 0: signed compare is exact
-    const auto rounded = hn::ShiftRight<16>(hn::Add(u, hn::Add(bias, hn::And(hn::ShiftRight<16>(u), one))));
-    const auto nan = hn::Or(hn::ShiftRight<16>(u), quiet);
-    const auto r = hn::IfThenElse(hn::RebindMask(du, is_nan), nan, rounded);  // ≤ 0xffff
-    hn::StoreU(hn::DemoteTo(DU16(), hn::BitCast(di, r)), DU16(), dst + i);
-  }
+  for (; i + L <= n; i += L) store_bf16(hn::LoadU(d, src + i), dst + i);
   for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
 
@@ -103,6 +110,20 @@ HWY_INLINE void store_n(DF d, hn::Vec<DF> v, float* p, int64_t n) {
   if (n == static_cast<int64_t>(hn::Lanes(d))) return hn::StoreU(v, d, p);
   HWY_ALIGN float buf[kMaxFloats];
   hn::Store(v, d, buf);
+  std::copy(buf, buf + n, p);
+}
+
+// Loads n ≤ Lanes(d) bf16 values from p widened (zeros beyond n); stores n lanes of v rounded to bf16.
+HWY_INLINE hn::Vec<DF> load_bf16_n(DF d, const uint16_t* p, int64_t n) {
+  if (n == static_cast<int64_t>(hn::Lanes(d))) return load_bf16(d, p);
+  HWY_ALIGN uint16_t buf[kMaxFloats] = {};
+  std::copy(p, p + n, buf);
+  return load_bf16(d, buf);
+}
+HWY_INLINE void store_bf16_n(DF d, hn::Vec<DF> v, uint16_t* p, int64_t n) {
+  if (n == static_cast<int64_t>(hn::Lanes(d))) return store_bf16(v, p);
+  HWY_ALIGN uint16_t buf[kMaxFloats];
+  store_bf16(v, buf);
   std::copy(buf, buf + n, p);
 }
 
@@ -136,6 +157,71 @@ void SwigluBackward(float* dgate, float* dup, const float* dout, const float* ga
       const auto dg = hn::Mul(hn::Mul(hn::Mul(go, u), sig), hn::Add(one, hn::Mul(gv, hn::Sub(one, sig))));
       store_n(d, dg, dgate + i, k);
       store_n(d, du, dup + i, k);
+    });
+  }
+}
+
+// The bf16 path's SwiGLU (cpu_bf16::swiglu_forward): out = bf16(bf16(silu(g)) · up), silu(g) =
+// g / (1 + e^-g) in fp32 with the vector exp.
+void SwigluForwardBf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const DF d;
+    const auto one = hn::Set(d, 1.f);
+    for_vectors(c0, std::min(n, c0 + kChunk), static_cast<int64_t>(hn::Lanes(d)), [&](int64_t i, int64_t k) {
+      const auto g = load_bf16_n(d, gate + i, k);
+      const auto a = round_bf16(d, hn::Div(g, hn::Add(one, exp_clamped(d, hn::Neg(g)))));
+      store_bf16_n(d, hn::Mul(a, load_bf16_n(d, up + i, k)), out + i, k);
+    });
+  }
+}
+
+// Its backward (cpu_bf16::swiglu_backward): a = bf16(silu(g)), dup = bf16(dout·a),
+// dgate = bf16(bf16(dout·up) · σ(g) · (1 + g·(1 − σ(g)))), left to right.
+void SwigluBackwardBf16(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate, const uint16_t* up,
+                        int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const DF d;
+    const auto one = hn::Set(d, 1.f);
+    for_vectors(c0, std::min(n, c0 + kChunk), static_cast<int64_t>(hn::Lanes(d)), [&](int64_t i, int64_t k) {
+      const auto g = load_bf16_n(d, gate + i, k), go = load_bf16_n(d, dout + i, k), u = load_bf16_n(d, up + i, k);
+      const auto e1 = hn::Add(one, exp_clamped(d, hn::Neg(g)));
+      const auto sig = hn::Div(one, e1), a = round_bf16(d, hn::Div(g, e1));
+      const auto d_act = round_bf16(d, hn::Mul(go, u));
+      store_bf16_n(d, hn::Mul(go, a), dup + i, k);
+      store_bf16_n(d, hn::Mul(hn::Mul(d_act, sig), hn::Add(one, hn::Mul(g, hn::Sub(one, sig)))), dgate + i, k);
+    });
+  }
+}
+
+// Attention scores of one query against n keys stored transposed (kt (D, ldkt) floats, widened
+// bf16): p[s] = scale · Σ_d q[d]·kt[d][s]. Lanes run across keys and each key's sum runs over d
+// in order, with exact products (q and k are widened bf16): every score is bit for bit the
+// scalar loop `dot += q[d]·k[d]; p = dot·scale`.
+void AttnScoresT(float* p, const float* q, const float* kt, int64_t ldkt, int64_t n, int64_t D, float scale) {
+  const DF d;
+  const auto sv = hn::Set(d, scale);
+  for_vectors(0, n, static_cast<int64_t>(hn::Lanes(d)), [&](int64_t s, int64_t m) {
+    auto acc = hn::Zero(d);
+    for (int64_t e = 0; e < D; ++e) acc = hn::Add(acc, hn::Mul(hn::Set(d, q[e]), load_n(d, kt + e * ldkt + s, m)));
+    store_n(d, hn::Mul(acc, sv), p + s, m);
+  });
+}
+
+// acc (D) = Σ_s w[s] · v_s over n bf16 rows at row stride ld, in row order; rows with w[s] == 0
+// are skipped (as masked keys). w is bf16-rounded, so each product is exact and the fused
+// multiply-add equals the scalar loop's multiply, then add: the result is the scalar loop's.
+void AttnWeightedSumBf16(float* acc, const float* w, const uint16_t* v, int64_t ld, int64_t n, int64_t D) {
+  const DF d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  std::fill(acc, acc + D, 0.f);
+  for (int64_t s = 0; s < n; ++s) {
+    if (w[s] == 0.f) continue;
+    const uint16_t* vs = v + s * ld;  // (D)
+    const auto ws = hn::Set(d, w[s]);
+    for_vectors(0, D, L, [&](int64_t i, int64_t m) {
+      store_n(d, hn::MulAdd(ws, load_bf16_n(d, vs + i, m), load_n(d, acc + i, m)), acc + i, m);
     });
   }
 }
@@ -314,6 +400,10 @@ HWY_EXPORT(F16ToF32);
 HWY_EXPORT(F32ToBf16);
 HWY_EXPORT(SwigluForward);
 HWY_EXPORT(SwigluBackward);
+HWY_EXPORT(SwigluForwardBf16);
+HWY_EXPORT(SwigluBackwardBf16);
+HWY_EXPORT(AttnScoresT);
+HWY_EXPORT(AttnWeightedSumBf16);
 HWY_EXPORT(RmsnormRow);
 HWY_EXPORT(ExpShiftSum);
 HWY_EXPORT(SumExp);
@@ -331,6 +421,19 @@ void swiglu_forward_f32(float* out, const float* gate, const float* up, int64_t 
 }
 void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
   HWY_DYNAMIC_DISPATCH(SwigluBackward)(dgate, dup, dout, gate, up, n);
+}
+void swiglu_forward_bf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SwigluForwardBf16)(out, gate, up, n);
+}
+void swiglu_backward_bf16(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate,
+                          const uint16_t* up, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SwigluBackwardBf16)(dgate, dup, dout, gate, up, n);
+}
+void attn_scores_t(float* p, const float* q, const float* kt, int64_t ldkt, int64_t n, int64_t D, float scale) {
+  HWY_DYNAMIC_DISPATCH(AttnScoresT)(p, q, kt, ldkt, n, D, scale);
+}
+void attn_weighted_sum_bf16(float* acc, const float* w, const uint16_t* v, int64_t ld, int64_t n, int64_t D) {
+  HWY_DYNAMIC_DISPATCH(AttnWeightedSumBf16)(acc, w, v, ld, n, D);
 }
 float rmsnorm_row_f32(float* out, const float* x, const float* w, int64_t C, float eps) {
   return HWY_DYNAMIC_DISPATCH(RmsnormRow)(out, x, w, C, eps);

@@ -21,6 +21,19 @@ void swiglu_forward_f32(float* out, const float* gate, const float* up, int64_t 
 // dgate = dout·up·σ(g)·(1 + g·(1 − σ(g))), dup = dout·silu(g), as cpu::swiglu_backward_kernel.
 void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 
+// The bf16 activation path's SwiGLU and its backward (backend.h's "bf16:" lines): inputs widened
+// exactly, fp32 arithmetic with the vector exp (≤ 1 ulp), rounded to bf16 where torch rounds.
+void swiglu_forward_bf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n);
+void swiglu_backward_bf16(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate,
+                          const uint16_t* up, int64_t n);
+
+// The bf16 attention's per-query kernels, each equal bit for bit to the scalar loop it replaces
+// (products of widened bf16 are exact in fp32, and every sum runs in the scalar order):
+// p[s] = scale · Σ_d q[d]·kt[d·ldkt + s] for n keys stored transposed (fp32, D rows);
+// acc (D) = Σ_s w[s]·v_s over n bf16 rows v_s = v + s·ld in key order, rows with w[s] == 0 skipped.
+void attn_scores_t(float* p, const float* q, const float* kt, int64_t ldkt, int64_t n, int64_t D, float scale);
+void attn_weighted_sum_bf16(float* acc, const float* w, const uint16_t* v, int64_t ld, int64_t n, int64_t D);
+
 // One row of RMSNorm: r = 1/sqrt(Σx²/C + eps) with Σx² in double, out = w·(x·r) in fp32; returns r.
 float rmsnorm_row_f32(float* out, const float* x, const float* w, int64_t C, float eps);
 
