@@ -303,18 +303,23 @@ void lmhead_ce_forward(CpuBackend& be, Tensor loss, Tensor lse, Tensor x, Tensor
   for (int64_t v0 = 0; v0 < V; v0 += VC) {
     const int64_t v1 = std::min(V, v0 + VC), nc = v1 - v0;
     be.matmul(Tensor(z16.data(), DType::BF16, {N, nc}), x.view({N, C}), false, w.rows(v0, v1), true, 1.f, 0.f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+    {
+      std::vector<float> zf(static_cast<size_t>(nc));  // (nc) one row's logits, widened
+#pragma omp for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       const uint16_t* z = z16.data() + n * nc;  // (nc)
+      cpu::convert_bf16_to_f32(zf.data(), z, nc);
       float mc = -INFINITY;
-      for (int64_t j = 0; j < nc; ++j) mc = std::max(mc, ld(z, j));
+      for (int64_t j = 0; j < nc; ++j) mc = std::max(mc, zf[static_cast<size_t>(j)]);
       const double m = std::max(mx[n], static_cast<double>(mc));
-      double s = 0;  // Σ exp in double, as the fp32 op
-      for (int64_t j = 0; j < nc; ++j) s += std::exp(static_cast<double>(ld(z, j)) - m);
+      // Σ exp as the fp32 op: exp in float (its argument z − m exact: m is a logit), sum in double.
+      double s = cpu::sum_exp_f32(zf.data(), nc, static_cast<float>(m));
       s += sum[n] * std::exp(mx[n] - m);
       mx[n] = m;
       sum[n] = s;
       if (tg[n] >= v0 && tg[n] < v1) zt[n] = ld(z, tg[n] - v0);
+    }
     }
   }
   float* lo = loss.as<float>();
@@ -344,15 +349,23 @@ void lmhead_ce_backward(CpuBackend& be, Tensor dx, Tensor dloss, Tensor x, Tenso
     const int64_t v1 = std::min(V, v0 + VC), nc = v1 - v0;
     const Tensor zt(z16.data(), DType::BF16, {N, nc});
     be.matmul(zt, x.view({N, C}), false, w.rows(v0, v1), true, 1.f, 0.f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+    {
+      std::vector<float> zf(static_cast<size_t>(nc));  // (nc) one row's logits, then its dlogits
+#pragma omp for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       uint16_t* z = z16.data() + n * nc;
-      const bool live = tg[n] != -100 && dl[n] != 0.f;
-      for (int64_t j = 0; j < nc; ++j) {
-        float d = 0.f;
-        if (live) d = dl[n] * (std::exp(ld(z, j) - ls[n]) - (tg[n] == v0 + j ? 1.f : 0.f));
-        z[j] = f32_to_bf16(d);
+      if (tg[n] == -100 || dl[n] == 0.f) {
+        std::fill(z, z + nc, uint16_t{0});
+        continue;
       }
+      // dl·(exp(z − lse) − [j = target]) in fp32 (the vector exp, as the fp32 op), then bf16.
+      cpu::convert_bf16_to_f32(zf.data(), z, nc);
+      cpu::exp_shift_scale_f32(zf.data(), nc, ls[n], dl[n]);
+      if (tg[n] >= v0 && tg[n] < v1)
+        zf[static_cast<size_t>(tg[n] - v0)] = dl[n] * (std::exp(ld(z, tg[n] - v0) - ls[n]) - 1.f);
+      cpu::convert_f32_to_bf16(z, zf.data(), nc);
+    }
     }
     be.matmul(acc_t, zt, false, w.rows(v0, v1), false, 1.f, v0 == 0 ? 0.f : 1.f);  // dx += dz·w (fp32 sums)
   }

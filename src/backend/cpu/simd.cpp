@@ -201,11 +201,29 @@ void SwigluBackwardBf16(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, co
 // scalar loop `dot += q[d]·k[d]; p = dot·scale`.
 void AttnScoresT(float* p, const float* q, const float* kt, int64_t ldkt, int64_t n, int64_t D, float scale) {
   const DF d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
   const auto sv = hn::Set(d, scale);
-  for_vectors(0, n, static_cast<int64_t>(hn::Lanes(d)), [&](int64_t s, int64_t m) {
+  int64_t s = 0;
+  // Four vectors of keys at once: four independent add chains hide the add latency.
+  for (; s + 4 * L <= n; s += 4 * L) {
+    auto a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t e = 0; e < D; ++e) {
+      const auto qe = hn::Set(d, q[e]);
+      const float* row = kt + e * ldkt + s;
+      a0 = hn::Add(a0, hn::Mul(qe, hn::LoadU(d, row)));
+      a1 = hn::Add(a1, hn::Mul(qe, hn::LoadU(d, row + L)));
+      a2 = hn::Add(a2, hn::Mul(qe, hn::LoadU(d, row + 2 * L)));
+      a3 = hn::Add(a3, hn::Mul(qe, hn::LoadU(d, row + 3 * L)));
+    }
+    hn::StoreU(hn::Mul(a0, sv), d, p + s);
+    hn::StoreU(hn::Mul(a1, sv), d, p + s + L);
+    hn::StoreU(hn::Mul(a2, sv), d, p + s + 2 * L);
+    hn::StoreU(hn::Mul(a3, sv), d, p + s + 3 * L);
+  }
+  for_vectors(s, n, L, [&](int64_t s0, int64_t m) {
     auto acc = hn::Zero(d);
-    for (int64_t e = 0; e < D; ++e) acc = hn::Add(acc, hn::Mul(hn::Set(d, q[e]), load_n(d, kt + e * ldkt + s, m)));
-    store_n(d, hn::Mul(acc, sv), p + s, m);
+    for (int64_t e = 0; e < D; ++e) acc = hn::Add(acc, hn::Mul(hn::Set(d, q[e]), load_n(d, kt + e * ldkt + s0, m)));
+    store_n(d, hn::Mul(acc, sv), p + s0, m);
   });
 }
 
