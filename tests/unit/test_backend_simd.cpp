@@ -183,6 +183,36 @@ TEST(Simd, SwigluBf16WithinTwoBf16UlpsOfTheScalarLoop) {
   });
 }
 
+// bf16 scale and add: one fp32 operation on exactly widened values, rounded once, as the scalar
+// loops: equal bit for bit, with a tail that is not a whole vector, aliasing too. A NaN result
+// is only required to be a NaN: which operand's payload x86 returns for NaN + NaN depends on the
+// instruction's operand order, which the compiler chooses.
+uint16_t canonical_nan(uint16_t h) { return std::isnan(bf16_to_f32(h)) ? uint16_t{0x7fc0} : h; }
+
+TEST(Simd, ScaleAndAddBf16EqualTheScalarLoopsExactly) {
+  const int64_t n = 70000 + 3;
+  std::vector<uint16_t> a(n), b(n);
+  std::mt19937 rng(5);
+  for (auto* t : {&a, &b})
+    for (auto& x : *t) x = static_cast<uint16_t>(rng());  // every bit pattern: inf, NaN, subnormals
+  for_each_target([&] {
+    std::vector<uint16_t> sum(n), x = a;
+    cpu::add_bf16(sum.data(), a.data(), b.data(), n);
+    cpu::scale_bf16(x.data(), n, 0.37f);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(canonical_nan(sum[i]), canonical_nan(f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i])))) << i;
+      ASSERT_EQ(x[i], f32_to_bf16(bf16_to_f32(a[i]) * 0.37f)) << i;
+    }
+    cpu::add_bf16(x.data(), x.data(), b.data(), n);  // out aliases a
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(canonical_nan(x[i]),
+                canonical_nan(f32_to_bf16(bf16_to_f32(f32_to_bf16(bf16_to_f32(a[i]) * 0.37f)) + bf16_to_f32(b[i]))))
+          << i;
+    cpu::scale_bf16(x.data(), n, 0.f);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(x[i], 0) << i;
+  });
+}
+
 // The bf16 attention's per-query kernels against the scalar loops they replace, exactly: the
 // products of widened bf16 values are exact in fp32 and both sides add them in the same order.
 TEST(Simd, AttentionBf16KernelsEqualTheScalarLoopsExactly) {

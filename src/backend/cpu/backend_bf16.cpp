@@ -56,19 +56,44 @@ class PooledFloats {
   std::vector<float> buf_;
 };
 
-// An fp32 tensor with t's shape: t itself when it is F32, else a widened copy (or zeros).
+// An fp32 tensor with t's shape: t itself when it is F32, else a widened copy (kCopy), zeros
+// (kZero), or scratch the caller overwrites whole (kOutput: a full output of the fp32 op).
+enum class Init { kCopy, kZero, kOutput };
 struct Wide {
   PooledFloats buf;
   Tensor t;
 };
-Wide wide(const Tensor& t, bool copy = true) {
+// dst (n floats) = src widened: the vector conversions for BF16/F16 in parallel chunks (the
+// tensor layer's convert_to_f32 is a scalar loop).
+void widen_into(float* dst, const void* src, DType t, int64_t n) {
+  if (t != DType::BF16 && t != DType::F16) return convert_to_f32(dst, src, t, static_cast<size_t>(n));
+  constexpr int64_t kChunk = 1 << 16;
+  const auto* s = static_cast<const uint16_t*>(src);
+#pragma omp parallel for schedule(static)
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - c0);
+    if (t == DType::BF16)
+      cpu::convert_bf16_to_f32(dst + c0, s + c0, m);
+    else
+      cpu::convert_f16_to_f32(dst + c0, s + c0, m);
+  }
+}
+
+// dst (n bf16) = src rounded to nearest even, in parallel chunks.
+void narrow_into(uint16_t* dst, const float* src, int64_t n) {
+  constexpr int64_t kChunk = 1 << 16;
+#pragma omp parallel for schedule(static)
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) cpu::convert_f32_to_bf16(dst + c0, src + c0, std::min(kChunk, n - c0));
+}
+
+Wide wide(const Tensor& t, Init init = Init::kCopy) {
   Wide w;
   w.t = t;
   if (t.empty() || t.dtype == DType::F32) return w;
   PooledFloats buf(static_cast<size_t>(t.numel()));
-  if (copy)
-    convert_to_f32(buf.data(), t.data, t.dtype, buf.size());
-  else
+  if (init == Init::kCopy)
+    widen_into(buf.data(), t.data, t.dtype, t.numel());
+  else if (init == Init::kZero)
     std::fill(buf.data(), buf.data() + buf.size(), 0.f);
   w.t.data = buf.data();
   w.t.dtype = DType::F32;
@@ -155,19 +180,13 @@ void convert(Tensor out, Tensor in) {
     if (out.data != in.data) std::memmove(out.data, in.data, in.nbytes());
     return;
   }
-  if (out.dtype == DType::F32) {
-    convert_to_f32(out.as<float>(), in.data, in.dtype, static_cast<size_t>(n));
-    return;
-  }
+  if (out.dtype == DType::F32) return widen_into(out.as<float>(), in.data, in.dtype, n);
   const Wide w = wide(in);
-  const float* src = w.t.as<const float>();
-  uint16_t* dst = out.as<uint16_t>();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+  narrow_into(out.as<uint16_t>(), w.t.as<const float>(), n);
 }
 
 void embedding_forward(CpuBackend& be, Tensor out, Tensor ids, Tensor table) {
-  Wide o = wide(out, false);
+  Wide o = wide(out, Init::kOutput);
   be.embedding_forward(o.t, ids, table);
   narrow(out, o.t);
 }
@@ -192,7 +211,7 @@ void rmsnorm_forward(CpuBackend& be, Tensor out, Tensor rstd, Tensor x, Tensor w
 
 void matmul_f32_rounded(CpuBackend& be, Tensor out, Tensor a, bool trans_a, Tensor b, bool trans_b, float alpha,
                         float beta) {
-  Wide o = wide(out, beta != 0.f);
+  Wide o = wide(out, beta != 0.f ? Init::kCopy : Init::kOutput);
   be.matmul(o.t, a, trans_a, b, trans_b, alpha, beta);
   narrow(out, o.t);
 }
@@ -268,23 +287,23 @@ void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
 }
 
 void add(CpuBackend& be, Tensor out, Tensor a, Tensor b) {
+  if (out.dtype == DType::BF16 && a.dtype == DType::BF16 && b.dtype == DType::BF16 && a.numel() == out.numel() &&
+      b.numel() == out.numel())
+    return cpu::add_bf16(out.as<uint16_t>(), a.as<const uint16_t>(), b.as<const uint16_t>(), out.numel());
   const Wide aw = wide(a), bw = wide(b);
-  Wide o = wide(out, false);
+  Wide o = wide(out, Init::kOutput);
   be.add(o.t, aw.t, bw.t);
   narrow(out, o.t);
 }
 
 void scale(Tensor x, float s) {
   check_bf16(x, "scale x");
-  uint16_t* p = x.as<uint16_t>();
-  const int64_t n = x.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) p[i] = s == 0.f ? 0 : f32_to_bf16(ld(p, i) * s);
+  cpu::scale_bf16(x.as<uint16_t>(), x.numel(), s);
 }
 
 void dropout(CpuBackend& be, Tensor out, Tensor x, float p, uint64_t seed) {
   const Wide xw = wide(x);
-  Wide o = wide(out, false);
+  Wide o = wide(out, Init::kOutput);
   be.dropout(o.t, xw.t, p, seed);
   narrow(out, o.t);
 }
@@ -411,7 +430,7 @@ void bias_grad(CpuBackend& be, Tensor dbias, Tensor dout) {
 void attention_backward(CpuBackend& be, Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
                         Tensor out, Tensor lse, Tensor seg) {
   const Wide gw = wide(dout), qw = wide(q), kw = wide(k), vw = wide(v), ow = wide(out);
-  Wide dqw = wide(dq, false), dkw = wide(dk, false), dvw = wide(dv, false);
+  Wide dqw = wide(dq, Init::kZero), dkw = wide(dk, Init::kZero), dvw = wide(dv, Init::kZero);
   be.attention_backward(dqw.t, dkw.t, dvw.t, gw.t, qw.t, kw.t, vw.t, ow.t, lse, seg);
   narrow(dq, dqw.t);
   narrow(dk, dkw.t);

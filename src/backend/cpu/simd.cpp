@@ -161,6 +161,34 @@ void SwigluBackward(float* dgate, float* dup, const float* dout, const float* ga
   }
 }
 
+// x ← bf16(x · s) (s = 0: zeros), as the scalar loop of cpu_bf16::scale.
+void ScaleBf16(uint16_t* x, int64_t n, float s) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const DF d;
+    const int64_t c1 = std::min(n, c0 + kChunk);
+    if (s == 0.f) {
+      std::fill(x + c0, x + c1, uint16_t{0});
+      continue;
+    }
+    const auto sv = hn::Set(d, s);
+    for_vectors(c0, c1, static_cast<int64_t>(hn::Lanes(d)), [&](int64_t i, int64_t k) {
+      store_bf16_n(d, hn::Mul(load_bf16_n(d, x + i, k), sv), x + i, k);
+    });
+  }
+}
+
+// out = bf16(a + b) for bf16 a, b (out may alias either): the widen-add-round of cpu_bf16::add.
+void AddBf16(uint16_t* out, const uint16_t* a, const uint16_t* b, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const DF d;
+    for_vectors(c0, std::min(n, c0 + kChunk), static_cast<int64_t>(hn::Lanes(d)), [&](int64_t i, int64_t k) {
+      store_bf16_n(d, hn::Add(load_bf16_n(d, a + i, k), load_bf16_n(d, b + i, k)), out + i, k);
+    });
+  }
+}
+
 // The bf16 path's SwiGLU (cpu_bf16::swiglu_forward): out = bf16(bf16(silu(g)) · up), silu(g) =
 // g / (1 + e^-g) in fp32 with the vector exp.
 void SwigluForwardBf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n) {
@@ -418,6 +446,8 @@ HWY_EXPORT(F16ToF32);
 HWY_EXPORT(F32ToBf16);
 HWY_EXPORT(SwigluForward);
 HWY_EXPORT(SwigluBackward);
+HWY_EXPORT(ScaleBf16);
+HWY_EXPORT(AddBf16);
 HWY_EXPORT(SwigluForwardBf16);
 HWY_EXPORT(SwigluBackwardBf16);
 HWY_EXPORT(AttnScoresT);
@@ -439,6 +469,10 @@ void swiglu_forward_f32(float* out, const float* gate, const float* up, int64_t 
 }
 void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
   HWY_DYNAMIC_DISPATCH(SwigluBackward)(dgate, dup, dout, gate, up, n);
+}
+void scale_bf16(uint16_t* x, int64_t n, float s) { HWY_DYNAMIC_DISPATCH(ScaleBf16)(x, n, s); }
+void add_bf16(uint16_t* out, const uint16_t* a, const uint16_t* b, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(AddBf16)(out, a, b, n);
 }
 void swiglu_forward_bf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n) {
   HWY_DYNAMIC_DISPATCH(SwigluForwardBf16)(out, gate, up, n);

@@ -21,6 +21,11 @@ void swiglu_forward_f32(float* out, const float* gate, const float* up, int64_t 
 // dgate = dout·up·σ(g)·(1 + g·(1 − σ(g))), dup = dout·silu(g), as cpu::swiglu_backward_kernel.
 void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 
+// bf16 elementwise ops, exactly the scalar widen-compute-round (one rounding each), in parallel:
+// x ← bf16(x·s) (zeros when s = 0); out = bf16(a + b) (out may alias a or b).
+void scale_bf16(uint16_t* x, int64_t n, float s);
+void add_bf16(uint16_t* out, const uint16_t* a, const uint16_t* b, int64_t n);
+
 // The bf16 activation path's SwiGLU and its backward (backend.h's "bf16:" lines): inputs widened
 // exactly, fp32 arithmetic with the vector exp (≤ 1 ulp), rounded to bf16 where torch rounds.
 void swiglu_forward_bf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n);
