@@ -115,9 +115,10 @@ std::vector<float> floats_of(const Tensor& w) {
 // Causal GQA attention over BF16 q (B,Tq,H,D) and k/v (B,S,Hkv,D): query t sits at position
 // p0 + t and attends keys s ≤ p0 + t (with seg[b,s] == seg[b,t] when seg is given; only with
 // Tq = S, p0 = 0). torch's CPU flash attention for bf16: fp32 scores (exact bf16 products,
-// fp32 sums) × D^-½, max and Σ exp in fp32, P = bf16(exp(s − max)) for the P·V GEMM, out =
-// bf16(P·V / Σ), lse = max + log Σ (fp32, for the backward). One query at a time, whatever Tq
-// is, so a cached decode step computes exactly what the full forward computes for that row.
+// fp32 sums) × D^-½, max and Σ exp in fp32 (here: the sum in double, rounded once), P =
+// bf16(exp(s − max)) for the P·V GEMM, out = bf16(P·V / Σ), lse = max + log Σ (fp32, for the
+// backward). One query at a time, whatever Tq is, so a cached decode step computes exactly what
+// the full forward computes for that row, and a packed sample's rows what the sample alone gets.
 void attend(uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v, const int32_t* seg,
             int64_t B, int64_t Tq, int64_t S, int64_t H, int64_t Hkv, int64_t D, int64_t p0) {
   const int64_t group = H / Hkv, ldkv = Hkv * D;
@@ -146,15 +147,24 @@ void attend(uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k, con
           for (int64_t s = 0; s < n; ++s)
             if (allowed(s)) mx = std::max(mx, p[static_cast<size_t>(s)]);
           float sum = 0.f;
-          for (int64_t s = 0; s < n; ++s) {
-            float& ps = p[static_cast<size_t>(s)];
-            if (!allowed(s)) {
-              ps = 0.f;
-              continue;
+          // The allowed keys are one run s0..last (always without packing): the vector exp, its
+          // sum in double lanes rounded to fp32 once; a sample split in pieces: the scalar loop.
+          const int64_t s0 = seg ? cpu::allowed_run_start(seg + b * S, last) : 0;
+          if (s0 >= 0) {
+            std::fill(p.begin(), p.begin() + s0, 0.f);
+            sum = static_cast<float>(cpu::exp_shift_sum_f32(p.data() + s0, n - s0, mx));
+            for (int64_t s = s0; s < n; ++s) p[static_cast<size_t>(s)] = r16(p[static_cast<size_t>(s)]);
+          } else {
+            for (int64_t s = 0; s < n; ++s) {
+              float& ps = p[static_cast<size_t>(s)];
+              if (!allowed(s)) {
+                ps = 0.f;
+                continue;
+              }
+              const float e = std::exp(ps - mx);
+              sum += e;
+              ps = r16(e);
             }
-            const float e = std::exp(ps - mx);
-            sum += e;
-            ps = r16(e);
           }
           cpu::attn_weighted_sum_bf16(acc.data(), p.data(), vb, ldkv, n, D);
           uint16_t* orow = out + ((b * Tq + t) * H + h) * D;

@@ -92,17 +92,6 @@ constexpr int64_t kScratchFloats = int64_t{5} << 20;
 // 64 × T floats (96 KB at T = 384), small enough to stay in L2 between its two GEMMs.
 constexpr int64_t kAttnTile = 64;
 
-// The keys query t may attend, when they are one contiguous run s0..t: s0 (0 without segments;
-// the segment's first position when no earlier position shares its value), else −1.
-int64_t allowed_run_start(const int32_t* seg, int64_t t) {
-  if (!seg) return 0;
-  int64_t s0 = t;
-  while (s0 > 0 && seg[s0 - 1] == seg[t]) --s0;
-  for (int64_t s = 0; s < s0; ++s)
-    if (seg[s] == seg[t]) return -1;
-  return s0;
-}
-
 // The fp32 attention, blocked: per (b, h) and tile of queries [t0, t1), the scores against
 // keys [0, t1) are one sgemm (rows of q/k/v read in place at their (B,T,H,D) strides), the
 // masked softmax a row loop (float exp, sums in double), and the output one more sgemm.
@@ -145,7 +134,7 @@ void attention_forward_f32(float* out, float* lse, const float* q, const float* 
             for (int64_t s = 0; s <= t; ++s)
               if (!sb || sb[s] == sb[t]) mx = std::max(mx, pr[s]);
             double sum = 0.0;  // up to T terms: double
-            const int64_t s0 = allowed_run_start(sb, t);
+            const int64_t s0 = cpu::allowed_run_start(sb, t);
             if (s0 >= 0) {  // keys s0..t: the vector softmax, from the run's first key on
               std::fill(pr, pr + s0, 0.f);
               sum = cpu::exp_shift_sum_f32(pr + s0, t + 1 - s0, mx);

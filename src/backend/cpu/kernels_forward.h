@@ -17,6 +17,17 @@
 
 namespace lorafit::cpu {
 
+// The keys query t may attend, when they are one contiguous run s0..t: s0 (0 without segments;
+// the segment's first position when no earlier position shares its value), else −1.
+inline int64_t allowed_run_start(const int32_t* seg, int64_t t) {
+  if (!seg) return 0;
+  int64_t s0 = t;
+  while (s0 > 0 && seg[s0 - 1] == seg[t]) --s0;
+  for (int64_t s = 0; s < s0; ++s)
+    if (seg[s] == seg[t]) return -1;
+  return s0;
+}
+
 // 16-bit float storage types, distinct so the weight type selects the conversion.
 struct Bf16 {
   uint16_t bits;

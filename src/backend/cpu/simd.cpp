@@ -261,15 +261,30 @@ void AttnScoresT(float* p, const float* q, const float* kt, int64_t ldkt, int64_
 void AttnWeightedSumBf16(float* acc, const float* w, const uint16_t* v, int64_t ld, int64_t n, int64_t D) {
   const DF d;
   const int64_t L = static_cast<int64_t>(hn::Lanes(d));
-  std::fill(acc, acc + D, 0.f);
-  for (int64_t s = 0; s < n; ++s) {
-    if (w[s] == 0.f) continue;
-    const uint16_t* vs = v + s * ld;  // (D)
-    const auto ws = hn::Set(d, w[s]);
-    for_vectors(0, D, L, [&](int64_t i, int64_t m) {
-      store_n(d, hn::MulAdd(ws, load_bf16_n(d, vs + i, m), load_n(d, acc + i, m)), acc + i, m);
-    });
+  // Columns [c, c + 4L) of acc stay in registers over all rows; the rest one vector at a time.
+  int64_t c = 0;
+  for (; c + 4 * L <= D; c += 4 * L) {
+    auto a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t s = 0; s < n; ++s) {
+      if (w[s] == 0.f) continue;
+      const uint16_t* vs = v + s * ld + c;
+      const auto ws = hn::Set(d, w[s]);
+      a0 = hn::MulAdd(ws, load_bf16(d, vs), a0);
+      a1 = hn::MulAdd(ws, load_bf16(d, vs + L), a1);
+      a2 = hn::MulAdd(ws, load_bf16(d, vs + 2 * L), a2);
+      a3 = hn::MulAdd(ws, load_bf16(d, vs + 3 * L), a3);
+    }
+    hn::StoreU(a0, d, acc + c);
+    hn::StoreU(a1, d, acc + c + L);
+    hn::StoreU(a2, d, acc + c + 2 * L);
+    hn::StoreU(a3, d, acc + c + 3 * L);
   }
+  for_vectors(c, D, L, [&](int64_t i, int64_t m) {
+    auto a = hn::Zero(d);
+    for (int64_t s = 0; s < n; ++s)
+      if (w[s] != 0.f) a = hn::MulAdd(hn::Set(d, w[s]), load_bf16_n(d, v + s * ld + i, m), a);
+    store_n(d, a, acc + i, m);
+  });
 }
 
 // Σ x² in double lanes (x widened exactly, squares exact in double).
