@@ -1,8 +1,10 @@
 // Generation at batch 1 on the CPU backend, the real loop (Generator::generate: prefill,
 // KV-cache decode, greedy choice from the lm-head row): time to first token and decode
 // tokens/s, for comparison with transformers' generate (bench/generate_baseline.py).
-//   bench_generate_cpu --model DIR [--prompt 32] [--new 16] [--reps 2]
-// Prints `lorafit cpu generate B=1 P=.. N=..: ttft <s> s, decode <tok/s> tokens/s` (best of reps),
+//   bench_generate_cpu --model DIR [--prompt 32] [--new 16] [--reps 2] [--dtype f32|bf16]
+// --dtype: the activation (and KV-cache) dtype, as `lorafit generate --dtype` (f32: fp32 compute
+// from the bf16 weights, the CPU default; bf16: the bf16 path, vdpbf16ps where the CPU has it).
+// Prints `lorafit <dtype> generate B=1 P=.. N=..: ttft <s> s, decode <tok/s> tokens/s` (best of reps),
 // then the machine's measured memory read bandwidth and the share of it decode reaches
 // (weight bytes read per token × tokens/s ÷ bandwidth).
 #include <omp.h>
@@ -52,18 +54,21 @@ double weight_bytes_per_token(const std::string& dir, const ModelConfig& c) {
 int run(int argc, char** argv) {
   std::string model;
   int64_t prompt = 32, n_new = 16, reps = 2;
+  std::string dtype = "f32";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model = v;
     else if (k == "--prompt") prompt = std::stoll(v);
     else if (k == "--new") n_new = std::stoll(v);
     else if (k == "--reps") reps = std::stoll(v);
+    else if (k == "--dtype") dtype = v;
     else throw Error("unknown argument {}", k);
   }
   if (model.empty()) throw Error("--model DIR is required");
+  if (dtype != "f32" && dtype != "bf16") throw Error("--dtype {}: want f32 or bf16", dtype);
   auto be = make_backend("cpu");
   std::printf("%s\n", be->kernel_info().c_str());
-  Model m(*be, model);
+  Model m(*be, model, dtype == "bf16" ? DType::BF16 : DType::F32);
   std::mt19937 g(0);
   std::uniform_int_distribution<int32_t> tok(0, m.config().vocab_size - 1);
   std::vector<int32_t> ids(static_cast<size_t>(prompt));  // (P) random prompt: speed does not depend on ids
@@ -74,7 +79,7 @@ int run(int argc, char** argv) {
   // mmapped weights in and for oneDNN's kernel generation per shape; its TTFT is printed apart.
   {
     Generator gen(m, prompt + n_new);
-    std::printf("lorafit cold first prompt: ttft %.3f s\n", gen.generate(ids, s).prefill_s);
+    std::printf("lorafit %s cold first prompt: ttft %.3f s\n", dtype.c_str(), gen.generate(ids, s).prefill_s);
   }
   double ttft = 1e30, rate = 0;
   for (int64_t r = 0; r < reps; ++r) {
@@ -83,12 +88,12 @@ int run(int argc, char** argv) {
     ttft = std::min(ttft, res.prefill_s);
     rate = std::max(rate, static_cast<double>(res.ids.size() - 1) / res.decode_s);
   }
-  std::printf("lorafit cpu generate B=1 P=%lld N=%lld: ttft %.3f s, decode %.2f tokens/s (best of %lld)\n",
-              static_cast<long long>(prompt), static_cast<long long>(n_new), ttft, rate, static_cast<long long>(reps));
+  std::printf("lorafit %s generate B=1 P=%lld N=%lld: ttft %.3f s, decode %.2f tokens/s (best of %lld)\n",
+              dtype.c_str(), static_cast<long long>(prompt), static_cast<long long>(n_new), ttft, rate, static_cast<long long>(reps));
   const double bw = read_bandwidth(), wb = weight_bytes_per_token(model, m.config());
-  std::printf("memory read bandwidth %.2f GB/s (%d threads, 1 GiB, best of 5); decode reads %.1f MB/token: "
+  std::printf("memory %s read bandwidth %.2f GB/s (%d threads, 1 GiB, best of 5); decode reads %.1f MB/token: "
               "%.2f GB/s = %.0f%% of it\n",
-              bw * 1e-9, omp_get_max_threads(), wb * 1e-6, wb * rate * 1e-9, 100.0 * wb * rate / bw);
+              dtype.c_str(), bw * 1e-9, omp_get_max_threads(), wb * 1e-6, wb * rate * 1e-9, 100.0 * wb * rate / bw);
   return 0;
 }
 

@@ -69,7 +69,7 @@ void widen_into(float* dst, const void* src, DType t, int64_t n) {
   if (t != DType::BF16 && t != DType::F16) return convert_to_f32(dst, src, t, static_cast<size_t>(n));
   constexpr int64_t kChunk = 1 << 16;
   const auto* s = static_cast<const uint16_t*>(src);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kChunk)
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const int64_t m = std::min(kChunk, n - c0);
     if (t == DType::BF16)
@@ -82,7 +82,7 @@ void widen_into(float* dst, const void* src, DType t, int64_t n) {
 // dst (n bf16) = src rounded to nearest even, in parallel chunks.
 void narrow_into(uint16_t* dst, const float* src, int64_t n) {
   constexpr int64_t kChunk = 1 << 16;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kChunk)
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) cpu::convert_f32_to_bf16(dst + c0, src + c0, std::min(kChunk, n - c0));
 }
 
@@ -123,7 +123,8 @@ void attend(uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k, con
             int64_t B, int64_t Tq, int64_t S, int64_t H, int64_t Hkv, int64_t D, int64_t p0) {
   const int64_t group = H / Hkv, ldkv = Hkv * D;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-#pragma omp parallel
+  // Work below ~2^16 multiply-adds (a decode step at a short context) stays on this thread.
+#pragma omp parallel if (B * H * (p0 + Tq) * D > (int64_t{1} << 16))
   {
     std::vector<float> p(static_cast<size_t>(S));    // scores, then bf16 weights (0 for masked keys), of one query
     std::vector<float> qf(static_cast<size_t>(D));   // the query, widened
@@ -213,7 +214,7 @@ void rmsnorm_forward(CpuBackend& be, Tensor out, Tensor rstd, Tensor x, Tensor w
                      Tensor(ones.data(), DType::F32, {C}), eps);  // h = x·rstd in fp32
   const std::vector<float> wf = floats_of(w);
   uint16_t* o = out.as<uint16_t>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > 1)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c)
       o[n * C + c] = f32_to_bf16(wf[static_cast<size_t>(c)] * r16(h[static_cast<size_t>(n * C + c)]));
@@ -242,7 +243,7 @@ void rope(Tensor x, Tensor pos, const RopeTable& rope, int sign) {
   const float scale = rope.attention_scaling;
   const int32_t* ps = pos.as<const int32_t>();
   uint16_t* xp = x.as<uint16_t>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > 1)
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t i = 0; i < half; ++i) {
       const float angle = static_cast<float>(ps[n]) * inv_freq[static_cast<size_t>(i)];
@@ -423,7 +424,7 @@ void rmsnorm_backward(CpuBackend& be, Tensor dx, Tensor dout, Tensor x, Tensor w
   std::vector<float> ones(static_cast<size_t>(C), 1.f);
   PooledFloats g(static_cast<size_t>(N * C)), d(g.size());  // (N, C) bf16(dout·w), dx in fp32
   const float* go = dw.t.as<const float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > 1)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) g[n * C + c] = r16(go[n * C + c] * wf[static_cast<size_t>(c)]);
   const Tensor dt(d.data(), DType::F32, {N, C});

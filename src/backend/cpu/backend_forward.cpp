@@ -236,7 +236,7 @@ void CpuBackend::rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, fl
   });
   const float* xp = x.as<float>();
   float* op = out.as<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > 1)
   for (int64_t n = 0; n < N; ++n) {
     const float rn = cpu::rmsnorm_row_f32(op + n * C, xp + n * C, w32.data(), C, eps);
     if (r) r[n] = rn;

@@ -52,7 +52,7 @@ inline bool dropout_keep(uint64_t seed, int64_t i, float p) { return dropout_uni
 // out (N,C) = table[ids] ; ids (N) already range-checked against V by the caller.
 template <class T, class W>
 void embedding_forward(T* out, const int32_t* ids, const W* table, int64_t N, int64_t C) {
-#pragma omp parallel for
+#pragma omp parallel for if (N > 1)  // one row (a decode step): no team to wake
   for (int64_t n = 0; n < N; ++n) {
     const int64_t row = static_cast<int64_t>(ids[n]) * C;
     for (int64_t c = 0; c < C; ++c) out[n * C + c] = static_cast<T>(load_weight(table, row + c));
@@ -63,7 +63,7 @@ void embedding_forward(T* out, const int32_t* ids, const W* table, int64_t N, in
 // Order of operations as in transformers: normalise first, then multiply by the weight.
 template <class T, class W>
 void rmsnorm_forward(T* out, T* rstd, const T* x, const W* w, int64_t N, int64_t C, float eps) {
-#pragma omp parallel for
+#pragma omp parallel for if (N > 1)  // one row (a decode step): no team to wake
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * C;
     double ss = 0.0;
@@ -99,7 +99,7 @@ void matmul_forward(T* out, const T* a, bool trans_a, const W* b, bool trans_b, 
 // out (N,O) += bias (O)
 template <class T, class W>
 void add_bias(T* out, const W* bias, int64_t N, int64_t O) {
-#pragma omp parallel for
+#pragma omp parallel for if (N > 1)  // one row (a decode step): no team to wake
   for (int64_t n = 0; n < N; ++n)
     for (int64_t o = 0; o < O; ++o) out[n * O + o] += static_cast<T>(load_weight(bias, o));
 }
@@ -112,7 +112,7 @@ template <class T>
 void rope_rotate(T* x, const int32_t* pos, int64_t N, int64_t H, int64_t D, const float* inv_freq, float scaling,
                  int sign) {
   const int64_t half = D / 2;
-#pragma omp parallel for
+#pragma omp parallel for if (N > 1)  // one row (a decode step): no team to wake
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t i = 0; i < half; ++i) {
       const float angle = static_cast<float>(pos[n]) * inv_freq[i];

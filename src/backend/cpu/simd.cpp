@@ -31,7 +31,8 @@ using DD = hn::ScalableTag<double>;
 using DFH = hn::Rebind<float, DD>;  // as many floats as DD has doubles
 
 // Elements per parallel chunk of the elementwise loops: big enough that the OpenMP overhead
-// is small, a multiple of every vector width.
+// is small, a multiple of every vector width. A loop of one chunk runs on the calling thread
+// (`if (n > kChunk)`): waking the team costs more than it saves there (a decode step's ops).
 constexpr int64_t kChunk = 16384;
 
 HWY_INLINE hn::Vec<DF> load_bf16(DF d, const uint16_t* p) {
@@ -132,7 +133,7 @@ HWY_INLINE void store_bf16_n(DF d, hn::Vec<DF> v, uint16_t* p, int64_t n) {
 HWY_INLINE hn::Vec<DF> exp_clamped(DF d, hn::Vec<DF> x) { return hn::Exp(d, hn::Min(x, hn::Set(d, 100.f))); }
 
 void SwigluForward(float* out, const float* gate, const float* up, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kChunk)
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const DF d;
     const auto one = hn::Set(d, 1.f);
@@ -145,7 +146,7 @@ void SwigluForward(float* out, const float* gate, const float* up, int64_t n) {
 }
 
 void SwigluBackward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kChunk)
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const DF d;
     const auto one = hn::Set(d, 1.f);
@@ -163,7 +164,7 @@ void SwigluBackward(float* dgate, float* dup, const float* dout, const float* ga
 
 // x ← bf16(x · s) (s = 0: zeros), as the scalar loop of cpu_bf16::scale.
 void ScaleBf16(uint16_t* x, int64_t n, float s) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kChunk)
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const DF d;
     const int64_t c1 = std::min(n, c0 + kChunk);
@@ -180,7 +181,7 @@ void ScaleBf16(uint16_t* x, int64_t n, float s) {
 
 // out = bf16(a + b) for bf16 a, b (out may alias either): the widen-add-round of cpu_bf16::add.
 void AddBf16(uint16_t* out, const uint16_t* a, const uint16_t* b, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kChunk)
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const DF d;
     for_vectors(c0, std::min(n, c0 + kChunk), static_cast<int64_t>(hn::Lanes(d)), [&](int64_t i, int64_t k) {
@@ -192,7 +193,7 @@ void AddBf16(uint16_t* out, const uint16_t* a, const uint16_t* b, int64_t n) {
 // The bf16 path's SwiGLU (cpu_bf16::swiglu_forward): out = bf16(bf16(silu(g)) · up), silu(g) =
 // g / (1 + e^-g) in fp32 with the vector exp.
 void SwigluForwardBf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kChunk)
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const DF d;
     const auto one = hn::Set(d, 1.f);
@@ -208,7 +209,7 @@ void SwigluForwardBf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, 
 // dgate = bf16(bf16(dout·up) · σ(g) · (1 + g·(1 − σ(g)))), left to right.
 void SwigluBackwardBf16(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate, const uint16_t* up,
                         int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kChunk)
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const DF d;
     const auto one = hn::Set(d, 1.f);
@@ -347,7 +348,7 @@ void ExpShiftScale(float* z, int64_t n, float m, float s) {
 
 double SumSquares(const float* x, int64_t n) {
   double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+#pragma omp parallel for reduction(+ : s) schedule(static) if (n > kChunk)
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) s += SumSquaresSerial(x + c0, std::min(kChunk, n - c0));
   return s;
 }
@@ -390,7 +391,7 @@ void AdamWRange(float* p, const float* g, float* m, float* v, int64_t i0, int64_
 
 void AdamW(float* p, const float* g, float* m, float* v, int64_t n, float step_size, float bc2_sqrt, float decay,
            float w1, float b2, float w2, float eps, bool decay_on) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kChunk)
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const int64_t c1 = std::min(n, c0 + kChunk);
     if (w1 < 0.5f)
