@@ -213,6 +213,37 @@ TEST(Simd, ScaleAndAddBf16EqualTheScalarLoopsExactly) {
   });
 }
 
+// The bf16 rotary embedding of one position: the same four rounded products and two rounded
+// sums per pair as the scalar loop, so equal bit for bit, forward and backward; half = 6 and 40
+// are not whole vectors.
+TEST(Simd, RopeRowBf16EqualsTheScalarLoopExactly) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0.f, 2.f);
+  auto r16 = [](float v) { return bf16_to_f32(f32_to_bf16(v)); };
+  for (int64_t D : {12, 64, 80}) {
+    const int64_t H = 3, half = D / 2;
+    std::vector<uint16_t> x(static_cast<size_t>(H * D));
+    for (auto& v : x) v = f32_to_bf16(nd(rng));
+    std::vector<float> c(static_cast<size_t>(half)), sn(c.size());
+    for (int64_t i = 0; i < half; ++i) c[i] = r16(std::cos(0.7f * i)), sn[i] = r16(std::sin(0.7f * i));
+    for (int sign : {1, -1}) {
+      std::vector<uint16_t> ref = x;
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < half; ++i) {
+          uint16_t* xh = ref.data() + h * D;
+          const float x1 = bf16_to_f32(xh[i]), x2 = bf16_to_f32(xh[i + half]);
+          xh[i] = f32_to_bf16(sign > 0 ? r16(x1 * c[i]) - r16(x2 * sn[i]) : r16(x1 * c[i]) + r16(x2 * sn[i]));
+          xh[i + half] = f32_to_bf16(sign > 0 ? r16(x2 * c[i]) + r16(x1 * sn[i]) : r16(x2 * c[i]) - r16(x1 * sn[i]));
+        }
+      for_each_target([&] {
+        std::vector<uint16_t> got = x;
+        cpu::rope_row_bf16(got.data(), H, D, c.data(), sn.data(), sign);
+        EXPECT_EQ(got, ref) << "D " << D << " sign " << sign;
+      });
+    }
+  }
+}
+
 // The bf16 attention's per-query kernels against the scalar loops they replace, exactly: the
 // products of widened bf16 values are exact in fp32 and both sides add them in the same order.
 TEST(Simd, AttentionBf16KernelsEqualTheScalarLoopsExactly) {
@@ -225,11 +256,12 @@ TEST(Simd, AttentionBf16KernelsEqualTheScalarLoopsExactly) {
       std::vector<uint16_t> k(static_cast<size_t>(n * ld)), v(k.size());
       for (auto* t : {&k, &v})
         for (auto& x : *t) x = f32_to_bf16(nd(rng));
-      std::vector<float> q(static_cast<size_t>(D)), w(static_cast<size_t>(n)), kt(static_cast<size_t>(D * n));
+      const int64_t ldkt = cpu::attn_key_pad(n);  // kt's rows zero-padded, as the kernel requires
+      std::vector<float> q(static_cast<size_t>(D)), w(static_cast<size_t>(n)), kt(static_cast<size_t>(D * ldkt), 0.f);
       for (auto& x : q) x = bf16_to_f32(f32_to_bf16(nd(rng)));
       for (int64_t s = 0; s < n; ++s) w[s] = s % 5 == 3 ? 0.f : bf16_to_f32(f32_to_bf16(std::fabs(nd(rng))));
       for (int64_t s = 0; s < n; ++s)
-        for (int64_t d = 0; d < D; ++d) kt[d * n + s] = bf16_to_f32(k[s * ld + d]);
+        for (int64_t d = 0; d < D; ++d) kt[d * ldkt + s] = bf16_to_f32(k[s * ld + d]);
       const float scale = 0.125f;
       std::vector<float> p_ref(n), acc_ref(D, 0.f);
       for (int64_t s = 0; s < n; ++s) {
@@ -240,8 +272,8 @@ TEST(Simd, AttentionBf16KernelsEqualTheScalarLoopsExactly) {
           for (int64_t d = 0; d < D; ++d) acc_ref[d] += w[s] * bf16_to_f32(v[s * ld + d]);
       }
       for_each_target([&] {
-        std::vector<float> p(n), acc(D, -1.f);
-        cpu::attn_scores_t(p.data(), q.data(), kt.data(), n, n, D, scale);
+        std::vector<float> p(ldkt), acc(D, -1.f);
+        cpu::attn_scores_t(p.data(), q.data(), kt.data(), ldkt, n, D, scale);
         cpu::attn_weighted_sum_bf16(acc.data(), w.data(), v.data(), ld, n, D);
         for (int64_t s = 0; s < n; ++s) ASSERT_EQ(bits(p[s]), bits(p_ref[s])) << "score " << s;
         for (int64_t d = 0; d < D; ++d) ASSERT_EQ(bits(acc[d]), bits(acc_ref[d])) << "acc " << d;

@@ -126,24 +126,25 @@ void attend(uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k, con
   // Work below ~2^16 multiply-adds (a decode step at a short context) stays on this thread.
 #pragma omp parallel if (B * H * (p0 + Tq) * D > (int64_t{1} << 16))
   {
-    std::vector<float> p(static_cast<size_t>(S));    // scores, then bf16 weights (0 for masked keys), of one query
+    // scores, then bf16 weights (0 for masked keys), of one query; room for the padded key block
+    std::vector<float> p(static_cast<size_t>(cpu::attn_key_pad(p0 + Tq)));
     std::vector<float> qf(static_cast<size_t>(D));   // the query, widened
     std::vector<float> acc(static_cast<size_t>(D));  // Σ_s P·v
-    std::vector<float> kt(static_cast<size_t>(D * (p0 + Tq)));  // (D, p0+Tq) this head's keys, widened and transposed
+    const int64_t nk = p0 + Tq, ldkt = cpu::attn_key_pad(nk);  // keys any query of this call attends
+    std::vector<float> kt(static_cast<size_t>(D * ldkt), 0.f);   // (D, ldkt) this head's keys, widened, transposed, padded
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < H; ++h) {
         const uint16_t* kb = k + (b * S * Hkv + h / group) * D;  // (S, D) at row stride Hkv·D
         const uint16_t* vb = v + (b * S * Hkv + h / group) * D;  // (S, D) at row stride Hkv·D
-        const int64_t nk = p0 + Tq;                              // keys any query of this call attends
         for (int64_t s = 0; s < nk; ++s)
-          for (int64_t d = 0; d < D; ++d) kt[static_cast<size_t>(d * nk + s)] = ld(kb + s * ldkv, d);
+          for (int64_t d = 0; d < D; ++d) kt[static_cast<size_t>(d * ldkt + s)] = ld(kb + s * ldkv, d);
         for (int64_t t = 0; t < Tq; ++t) {
           const int64_t last = p0 + t, n = last + 1;
           const uint16_t* qr = q + ((b * Tq + t) * H + h) * D;
           for (int64_t d = 0; d < D; ++d) qf[static_cast<size_t>(d)] = ld(qr, d);
           auto allowed = [&](int64_t s) { return !seg || seg[b * S + s] == seg[b * S + last]; };
-          cpu::attn_scores_t(p.data(), qf.data(), kt.data(), nk, n, D, scale);
+          cpu::attn_scores_t(p.data(), qf.data(), kt.data(), ldkt, n, D, scale);
           float mx = -std::numeric_limits<float>::infinity();
           for (int64_t s = 0; s < n; ++s)
             if (allowed(s)) mx = std::max(mx, p[static_cast<size_t>(s)]);
@@ -233,35 +234,52 @@ void add_bias(CpuBackend& be, Tensor out, Tensor bias) {
   narrow(out, o.t);
 }
 
+namespace {
+
+// The bf16 cos/sin of each position (N, half), as floats: cos/sin times attention_scaling in fp32,
+// then .to(bf16) (the rotary embedding's order). Every layer rotates q and k at the same
+// positions, so the last table is kept (per thread) and reused when the positions, frequencies
+// and scaling are equal: computed once per forward instead of 2 × layers times.
+struct RopeCosSin {
+  std::vector<int32_t> pos;
+  std::vector<float> inv_freq, c, s;
+  float scale = 0.f;
+};
+const RopeCosSin& rope_cos_sin(const int32_t* ps, int64_t N, const RopeTable& rope) {
+  thread_local RopeCosSin t;
+  const int64_t half = static_cast<int64_t>(rope.inv_freq.size());
+  if (t.scale == rope.attention_scaling && t.inv_freq == rope.inv_freq && static_cast<int64_t>(t.pos.size()) == N &&
+      std::equal(ps, ps + N, t.pos.begin()))
+    return t;
+  t.pos.assign(ps, ps + N);
+  t.inv_freq = rope.inv_freq;
+  t.scale = rope.attention_scaling;
+  t.c.resize(static_cast<size_t>(N * half));
+  t.s.resize(t.c.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(ps[n]) * rope.inv_freq[static_cast<size_t>(i)];
+      t.c[static_cast<size_t>(n * half + i)] = r16(std::cos(angle) * t.scale);
+      t.s[static_cast<size_t>(n * half + i)] = r16(std::sin(angle) * t.scale);
+    }
+  return t;
+}
+
+}  // namespace
+
+// (x·cos) + (rotate_half(x)·sin), rotate_half(x) = (−x2, x1), in three bf16 ops; sign < 0: the
+// autograd of the same three ops (d·cos plus rotate_halfᵀ(d·sin)).
 void rope(Tensor x, Tensor pos, const RopeTable& rope, int sign) {
   check_bf16(x, "rope x");
   LF_CHECK(x.ndim >= 3 && pos.dtype == DType::I32, "rope x {} pos {}", x.shape_str(), dtype_name(pos.dtype));
   const int64_t H = x.dim(-2), D = x.dim(-1), N = x.numel() / (H * D), half = D / 2;
   LF_CHECK(D % 2 == 0 && pos.numel() == N && static_cast<int64_t>(rope.inv_freq.size()) == half,
            "rope: x {} pos {} inv_freq {}", x.shape_str(), pos.shape_str(), rope.inv_freq.size());
-  const std::vector<float>& inv_freq = rope.inv_freq;
-  const float scale = rope.attention_scaling;
-  const int32_t* ps = pos.as<const int32_t>();
+  const RopeCosSin& cs = rope_cos_sin(pos.as<const int32_t>(), N, rope);
   uint16_t* xp = x.as<uint16_t>();
 #pragma omp parallel for schedule(static) if (N > 1)
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(ps[n]) * inv_freq[static_cast<size_t>(i)];
-      // cos/sin times attention_scaling in fp32, then .to(bf16) (the rotary embedding's order)
-      const float c = r16(std::cos(angle) * scale), s = r16(std::sin(angle) * scale);
-      for (int64_t h = 0; h < H; ++h) {
-        uint16_t* xh = xp + (n * H + h) * D;
-        const float x1 = bf16_to_f32(xh[i]), x2 = bf16_to_f32(xh[i + half]);
-        if (sign > 0) {  // (x·cos) + (rotate_half(x)·sin), rotate_half(x) = (−x2, x1)
-          xh[i] = f32_to_bf16(r16(x1 * c) - r16(x2 * s));
-          xh[i + half] = f32_to_bf16(r16(x2 * c) + r16(x1 * s));
-        } else {  // the autograd of the same three ops: d·cos plus rotate_halfᵀ(d·sin)
-          xh[i] = f32_to_bf16(r16(x1 * c) + r16(x2 * s));
-          xh[i + half] = f32_to_bf16(r16(x2 * c) - r16(x1 * s));
-        }
-      }
-    }
-  }
+  for (int64_t n = 0; n < N; ++n)
+    cpu::rope_row_bf16(xp + n * H * D, H, D, cs.c.data() + n * half, cs.s.data() + n * half, sign);
 }
 
 void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor seg) {

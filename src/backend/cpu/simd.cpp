@@ -190,6 +190,25 @@ void AddBf16(uint16_t* out, const uint16_t* a, const uint16_t* b, int64_t n) {
   }
 }
 
+// One position's rotary embedding in bf16 over H heads of D (cpu_bf16::rope): with bf16 c, s
+// (half values each), x1' = bf16(bf16(x1·c) ∓ bf16(x2·s)), x2' = bf16(bf16(x2·c) ± bf16(x1·s)),
+// upper signs for sign > 0 (the forward), lower for the backward: the scalar loop's operations.
+void RopeRowBf16(uint16_t* x, int64_t H, int64_t D, const float* c, const float* s, int sign) {
+  const DF d;
+  const int64_t half = D / 2;
+  for (int64_t h = 0; h < H; ++h) {
+    uint16_t* xh = x + h * D;  // (D)
+    for_vectors(0, half, static_cast<int64_t>(hn::Lanes(d)), [&](int64_t i, int64_t m) {
+      const auto x1 = load_bf16_n(d, xh + i, m), x2 = load_bf16_n(d, xh + half + i, m);
+      const auto cv = load_n(d, c + i, m), sv = load_n(d, s + i, m);
+      const auto x1c = round_bf16(d, hn::Mul(x1, cv)), x2s = round_bf16(d, hn::Mul(x2, sv));
+      const auto x2c = round_bf16(d, hn::Mul(x2, cv)), x1s = round_bf16(d, hn::Mul(x1, sv));
+      store_bf16_n(d, sign > 0 ? hn::Sub(x1c, x2s) : hn::Add(x1c, x2s), xh + i, m);
+      store_bf16_n(d, sign > 0 ? hn::Add(x2c, x1s) : hn::Sub(x2c, x1s), xh + half + i, m);
+    });
+  }
+}
+
 // The bf16 path's SwiGLU (cpu_bf16::swiglu_forward): out = bf16(bf16(silu(g)) · up), silu(g) =
 // g / (1 + e^-g) in fp32 with the vector exp.
 void SwigluForwardBf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n) {
@@ -225,16 +244,16 @@ void SwigluBackwardBf16(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, co
 }
 
 // Attention scores of one query against n keys stored transposed (kt (D, ldkt) floats, widened
-// bf16): p[s] = scale · Σ_d q[d]·kt[d][s]. Lanes run across keys and each key's sum runs over d
-// in order, with exact products (q and k are widened bf16): every score is bit for bit the
-// scalar loop `dot += q[d]·k[d]; p = dot·scale`.
+// bf16, zero-padded to kAttnKeyPad columns): p[s] = scale · Σ_d q[d]·kt[d][s]. Lanes run across
+// keys and each key's sum runs over d in order, with exact products (q and k are widened bf16):
+// every score is bit for bit the scalar loop `dot += q[d]·k[d]; p = dot·scale`. Whole blocks of
+// four vectors (four add chains hide the add latency); the pad makes the last block whole too.
 void AttnScoresT(float* p, const float* q, const float* kt, int64_t ldkt, int64_t n, int64_t D, float scale) {
   const DF d;
   const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  static_assert(kAttnKeyPad % (4 * HWY_MAX_BYTES / 4) == 0, "a pad of whole four-vector blocks");
   const auto sv = hn::Set(d, scale);
-  int64_t s = 0;
-  // Four vectors of keys at once: four independent add chains hide the add latency.
-  for (; s + 4 * L <= n; s += 4 * L) {
+  for (int64_t s = 0; s < n; s += 4 * L) {
     auto a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t e = 0; e < D; ++e) {
       const auto qe = hn::Set(d, q[e]);
@@ -249,11 +268,6 @@ void AttnScoresT(float* p, const float* q, const float* kt, int64_t ldkt, int64_
     hn::StoreU(hn::Mul(a2, sv), d, p + s + 2 * L);
     hn::StoreU(hn::Mul(a3, sv), d, p + s + 3 * L);
   }
-  for_vectors(s, n, L, [&](int64_t s0, int64_t m) {
-    auto acc = hn::Zero(d);
-    for (int64_t e = 0; e < D; ++e) acc = hn::Add(acc, hn::Mul(hn::Set(d, q[e]), load_n(d, kt + e * ldkt + s0, m)));
-    store_n(d, hn::Mul(acc, sv), p + s0, m);
-  });
 }
 
 // acc (D) = Σ_s w[s] · v_s over n bf16 rows at row stride ld, in row order; rows with w[s] == 0
@@ -462,6 +476,7 @@ HWY_EXPORT(F16ToF32);
 HWY_EXPORT(F32ToBf16);
 HWY_EXPORT(SwigluForward);
 HWY_EXPORT(SwigluBackward);
+HWY_EXPORT(RopeRowBf16);
 HWY_EXPORT(ScaleBf16);
 HWY_EXPORT(AddBf16);
 HWY_EXPORT(SwigluForwardBf16);
@@ -485,6 +500,9 @@ void swiglu_forward_f32(float* out, const float* gate, const float* up, int64_t 
 }
 void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
   HWY_DYNAMIC_DISPATCH(SwigluBackward)(dgate, dup, dout, gate, up, n);
+}
+void rope_row_bf16(uint16_t* x, int64_t H, int64_t D, const float* c, const float* s, int sign) {
+  HWY_DYNAMIC_DISPATCH(RopeRowBf16)(x, H, D, c, s, sign);
 }
 void scale_bf16(uint16_t* x, int64_t n, float s) { HWY_DYNAMIC_DISPATCH(ScaleBf16)(x, n, s); }
 void add_bf16(uint16_t* out, const uint16_t* a, const uint16_t* b, int64_t n) {

@@ -26,6 +26,11 @@ void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const floa
 void scale_bf16(uint16_t* x, int64_t n, float s);
 void add_bf16(uint16_t* out, const uint16_t* a, const uint16_t* b, int64_t n);
 
+// One position of the bf16 rotary embedding over H heads of D elements, with that position's
+// bf16 cos/sin (D/2 each): x1' = bf16(bf16(x1·c) − bf16(x2·s)), x2' = bf16(bf16(x2·c) + bf16(x1·s))
+// for sign > 0, the transposed rotation (+, −) otherwise; exactly the scalar loop.
+void rope_row_bf16(uint16_t* x, int64_t H, int64_t D, const float* c, const float* s, int sign);
+
 // The bf16 activation path's SwiGLU and its backward (backend.h's "bf16:" lines): inputs widened
 // exactly, fp32 arithmetic with the vector exp (≤ 1 ulp), rounded to bf16 where torch rounds.
 void swiglu_forward_bf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n);
@@ -34,8 +39,11 @@ void swiglu_backward_bf16(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, 
 
 // The bf16 attention's per-query kernels, each equal bit for bit to the scalar loop it replaces
 // (products of widened bf16 are exact in fp32, and every sum runs in the scalar order):
-// p[s] = scale · Σ_d q[d]·kt[d·ldkt + s] for n keys stored transposed (fp32, D rows);
+// p[s] = scale · Σ_d q[d]·kt[d·ldkt + s] for n keys stored transposed (fp32, D rows), kt's rows
+// zero-padded to a multiple of kAttnKeyPad columns (ldkt ≥ that) and p with room for as many;
 // acc (D) = Σ_s w[s]·v_s over n bf16 rows v_s = v + s·ld in key order, rows with w[s] == 0 skipped.
+constexpr int64_t kAttnKeyPad = 64;  // floats: four vectors of the widest target
+inline int64_t attn_key_pad(int64_t n) { return (n + kAttnKeyPad - 1) / kAttnKeyPad * kAttnKeyPad; }
 void attn_scores_t(float* p, const float* q, const float* kt, int64_t ldkt, int64_t n, int64_t D, float scale);
 void attn_weighted_sum_bf16(float* acc, const float* w, const uint16_t* v, int64_t ld, int64_t n, int64_t D);
 
