@@ -132,13 +132,17 @@ void attend(uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k, con
     std::vector<float> acc(static_cast<size_t>(D));  // Σ_s P·v
     const int64_t nk = p0 + Tq, ldkt = cpu::attn_key_pad(nk);  // keys any query of this call attends
     std::vector<float> kt(static_cast<size_t>(D * ldkt), 0.f);   // (D, ldkt) this head's keys, widened, transposed, padded
+    int64_t kt_of = -1;                                          // the (b, kv head) kt holds
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < H; ++h) {
         const uint16_t* kb = k + (b * S * Hkv + h / group) * D;  // (S, D) at row stride Hkv·D
         const uint16_t* vb = v + (b * S * Hkv + h / group) * D;  // (S, D) at row stride Hkv·D
-        for (int64_t s = 0; s < nk; ++s)
-          for (int64_t d = 0; d < D; ++d) kt[static_cast<size_t>(d * ldkt + s)] = ld(kb + s * ldkv, d);
+        if (kt_of != b * Hkv + h / group) {  // the heads of one kv group share it: transposed once per thread
+          kt_of = b * Hkv + h / group;
+          for (int64_t s = 0; s < nk; ++s)
+            for (int64_t d = 0; d < D; ++d) kt[static_cast<size_t>(d * ldkt + s)] = ld(kb + s * ldkv, d);
+        }
         for (int64_t t = 0; t < Tq; ++t) {
           const int64_t last = p0 + t, n = last + 1;
           const uint16_t* qr = q + ((b * Tq + t) * H + h) * D;
@@ -203,11 +207,40 @@ void embedding_forward(CpuBackend& be, Tensor out, Tensor ids, Tensor table) {
   narrow(out, o.t);
 }
 
+namespace {
+
+// rmsnorm_forward for a BF16 x, one parallel pass over the rows: per row the fp32 op's
+// arithmetic (cpu::rmsnorm_row_f32 with unit weights: h = x·rstd), then bf16(w · bf16(h)).
+void rmsnorm_rows_bf16(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
+  const int64_t C = x.dim(-1), N = x.numel() / C;
+  LF_CHECK(rstd.empty() || (rstd.dtype == DType::F32 && rstd.numel() == N), "rmsnorm rstd {} for N={}",
+           rstd.shape_str(), N);
+  const std::vector<float> ones(static_cast<size_t>(C), 1.f), wf = floats_of(w);
+  const uint16_t* xp = x.as<const uint16_t>();
+  uint16_t* o = out.as<uint16_t>();
+  float* rs = rstd.empty() ? nullptr : rstd.as<float>();
+#pragma omp parallel if (N > 1)
+  {
+    std::vector<float> xr(static_cast<size_t>(C)), h(static_cast<size_t>(C));  // (C) x widened, x·rstd
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      cpu::convert_bf16_to_f32(xr.data(), xp + n * C, C);
+      const float r = cpu::rmsnorm_row_f32(h.data(), xr.data(), ones.data(), C, eps);
+      if (rs) rs[n] = r;
+      for (int64_t c = 0; c < C; ++c)
+        o[n * C + c] = f32_to_bf16(wf[static_cast<size_t>(c)] * r16(h[static_cast<size_t>(c)]));
+    }
+  }
+}
+
+}  // namespace
+
 void rmsnorm_forward(CpuBackend& be, Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
   check_bf16(out, "rmsnorm out");
   const int64_t C = x.dim(-1), N = x.numel() / C;
   LF_CHECK(out.numel() == N * C && w.numel() == C, "rmsnorm: out {} x {} w {}", out.shape_str(), x.shape_str(),
            w.shape_str());
+  if (x.dtype == DType::BF16) return rmsnorm_rows_bf16(out, rstd, x, w, eps);
   const Wide xw = wide(x);
   std::vector<float> ones(static_cast<size_t>(C), 1.f);
   PooledFloats h(static_cast<size_t>(N * C));  // (N, C) x·rstd
@@ -229,6 +262,13 @@ void matmul_f32_rounded(CpuBackend& be, Tensor out, Tensor a, bool trans_a, Tens
 }
 
 void add_bias(CpuBackend& be, Tensor out, Tensor bias) {
+  const int64_t O = bias.numel();
+  if (out.dtype == DType::BF16 && bias.dtype == DType::BF16 && O > 0 && out.numel() % O == 0) {
+    // bf16(out + bias) row by row: (N, O) is small next to its GEMM, no team to wake
+    uint16_t* op = out.as<uint16_t>();
+    for (int64_t n = 0; n < out.numel() / O; ++n) cpu::add_bf16(op + n * O, op + n * O, bias.as<const uint16_t>(), O);
+    return;
+  }
   Wide o = wide(out);
   be.add_bias(o.t, bias);
   narrow(out, o.t);
