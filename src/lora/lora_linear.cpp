@@ -10,12 +10,22 @@ namespace lorafit {
 
 namespace {
 
-// DoRA's elementwise steps run on host memory: DoRA is CPU-only with fp32 activations.
-void require_dora_cpu(Backend& be, DType act) {
-  if (be.device() != Device::CPU || act != DType::F32)
-    throw Error("a DoRA adapter (use_dora) runs on the CPU backend with fp32 activations only, not {} with {}; use "
-                "--device cpu and --dtype f32 (or merge it into the weights: --merge)",
-                be.name(), dtype_name(act));
+// DoRA's elementwise steps run on host memory: the CUDA backend has no DoRA kernels yet.
+void require_dora_cpu(Backend& be) {
+  if (be.device() != Device::CPU)
+    throw Error("a DoRA adapter (use_dora) runs on the CPU backend only, not {} (it has no DoRA kernels yet); use "
+                "--device cpu (or merge it into the weights: --merge)",
+                be.name());
+}
+
+float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
+
+// A (rows, cols) view of dtype dt starting byte_offset bytes into a scratch buffer.
+Tensor scratch_view(Tensor buf, DType dt, size_t byte_offset, int64_t rows, int64_t cols) {
+  LF_CHECK(!buf.empty() && buf.nbytes() >= byte_offset + static_cast<size_t>(rows * cols) * dtype_size(dt),
+           "LoRA scratch {} {} for {} ({}, {}) at byte {}", dtype_name(buf.dtype), buf.shape_str(), dtype_name(dt), rows,
+           cols, byte_offset);
+  return Tensor(static_cast<uint8_t*>(buf.data) + byte_offset, dt, {rows, cols}, buf.device);
 }
 
 // c (O) = m / n, as PEFT's mag_norm_scale.
@@ -60,6 +70,32 @@ void add_branch(Backend& be, Tensor y, Tensor in, const LoraWeights& lora, Tenso
   be.add(y, y, t);                                    // result + ...
 }
 
+// DoRA's forward with BF16 activations, as PEFT computes it under autocast (dora.py): xa =
+// bf16(xd·bf16(A)ᵀ) is given; t1 = F.linear(xd, W) and t2 = lora_B(xa) are bf16 GEMMs; c (fp32)
+// times a bf16 tensor promotes to fp32, so result_dora = (c − 1)·t1 + (c·t2)·s is fp32 (each op
+// rounded in fp32, in this order), added to the bf16 base output in fp32 and cast back:
+// y = bf16(y + result_dora). saved.dora holds t1 and t2 (2·N·O bf16).
+void dora_forward_bf16(Backend& be, Tensor y, Tensor in, Tensor W, const LoraWeights& lora, const LoraSaved& saved,
+                       const std::vector<float>& c) {
+  const int64_t N = y.dim(0), O = y.dim(1);
+  const size_t half = static_cast<size_t>(N * O) * 2;  // bytes of one (N, O) bf16
+  const Tensor t1 = scratch_view(saved.dora, DType::BF16, 0, N, O), t2 = scratch_view(saved.dora, DType::BF16, half, N, O);
+  be.matmul(t1, in, false, W, true, 1.f, 0.f);
+  be.matmul(t2, saved.xa, false, lora.B, true, 1.f, 0.f);
+  uint16_t* py = y.as<uint16_t>();
+  const uint16_t* p1 = t1.as<uint16_t>();
+  const uint16_t* p2 = t2.as<uint16_t>();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < O; ++o) {
+      const size_t k = static_cast<size_t>(n * O + o);
+      const float co = c[static_cast<size_t>(o)];
+      const float a = (co - 1.f) * bf16_to_f32(p1[k]);
+      const float b = (co * bf16_to_f32(p2[k])) * lora.scale;
+      const float d = a + b;
+      py[k] = f32_to_bf16(bf16_to_f32(py[k]) + d);
+    }
+}
+
 }  // namespace
 
 void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, const LoraWeights* lora,
@@ -68,7 +104,7 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, cons
   if (lora == nullptr || lora->empty()) return;
   LF_CHECK(saved != nullptr && !saved->xa.empty(), "LoRA forward needs a saved xa buffer");
   if (lora->dora()) {
-    dora_weight_norm(be, W, *lora);
+    dora_weight_norm(be, W, *lora, y.dtype);
     dora_forward(be, y, x, W, *lora, *saved, training);
     return;
   }
@@ -95,7 +131,7 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, std:
       LoraSaved s;
       s.xa = xa;
       s.dora = scratch.dora;
-      dora_weight_norm(be, W, *g.w);
+      dora_weight_norm(be, W, *g.w, y.dtype);
       dora_forward(be, y.rows(g.begin, g.end), x.rows(g.begin, g.end), W, *g.w, s, false);
       continue;
     }
@@ -103,10 +139,23 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, std:
   }
 }
 
-void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora) {
-  require_dora_cpu(be, DType::F32);
+void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora, DType act) {
+  require_dora_cpu(be);
   const int64_t O = W.dim(0), I = W.dim(1), r = lora.A.dim(0);
   LF_CHECK(lora.norm.numel() == O && lora.B.dim(0) == O && lora.A.dim(1) == I, "DoRA norm shapes");
+  const bool bf16 = act == DType::BF16;
+  // bf16 (autocast): lora_weight = lora_B(lora_A(eye)).T is a bf16 GEMM of bf16(B) and bf16(A);
+  // scaling·lora_weight stays bf16; the fp32 weight (x's dtype) + it promotes to fp32.
+  std::vector<float> a16, b16;
+  Tensor A = lora.A;
+  if (bf16) {
+    a16.assign(lora.A.as<float>(), lora.A.as<float>() + r * I);
+    b16.assign(lora.B.as<float>(), lora.B.as<float>() + O * r);
+    for (float& v : a16) v = round_bf16(v);
+    for (float& v : b16) v = round_bf16(v);
+    A = Tensor(a16.data(), DType::F32, {r, I});
+  }
+  const float* B = bf16 ? b16.data() : lora.B.as<float>();
   constexpr int64_t kRows = 64;  // rows of B·A per GEMM: bounded scratch for any O
   std::vector<float> ba(static_cast<size_t>(kRows * I));  // (rows, I) B[rows]·A
   std::vector<float> w(static_cast<size_t>(I));           // (I) one row of W in fp32
@@ -114,14 +163,16 @@ void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora) {
   const size_t esz = dtype_size(W.dtype);
   for (int64_t o0 = 0; o0 < O; o0 += kRows) {
     const int64_t rows = std::min(kRows, O - o0);
-    const Tensor Bs(lora.B.as<float>() + o0 * r, DType::F32, {rows, r}, be.device());
-    be.matmul(Tensor(ba.data(), DType::F32, {rows, I}), Bs, false, lora.A, false, 1.f, 0.f);
+    const Tensor Bs(const_cast<float*>(B) + o0 * r, DType::F32, {rows, r}, be.device());
+    be.matmul(Tensor(ba.data(), DType::F32, {rows, I}), Bs, false, A, false, 1.f, 0.f);
     for (int64_t i = 0; i < rows; ++i) {
       convert_to_f32(w.data(), static_cast<const uint8_t*>(W.data) + static_cast<size_t>((o0 + i) * I) * esz, W.dtype,
                      w.size());
       double ss = 0;
       for (int64_t k = 0; k < I; ++k) {
-        const float v = w[static_cast<size_t>(k)] + lora.scale * ba[static_cast<size_t>(i * I + k)];  // weight + scaling·lora_weight
+        const float lw = ba[static_cast<size_t>(i * I + k)];
+        const float v = bf16 ? w[static_cast<size_t>(k)] + round_bf16(lora.scale * round_bf16(lw))
+                             : w[static_cast<size_t>(k)] + lora.scale * lw;  // weight + scaling·lora_weight
         ss += static_cast<double>(v) * v;
       }
       n[o0 + i] = static_cast<float>(std::sqrt(ss));
@@ -130,7 +181,7 @@ void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora) {
 }
 
 void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& lora, LoraSaved& saved, bool training) {
-  require_dora_cpu(be, y.dtype);
+  require_dora_cpu(be);
   const int64_t N = y.dim(0), O = y.dim(1);
   Tensor in = x;  // xd: PEFT drops x out once, for both W and the LoRA branch
   if (training && lora.dropout > 0.f) {
@@ -139,8 +190,12 @@ void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& 
     in = saved.xdrop;
   }
   be.matmul(saved.xa, in, false, lora.A, true, 1.f, 0.f);  // (N, r)
-  const Tensor u = part(saved.dora, N, O);                 // (N, O)
   const std::vector<float> c = dora_scale(lora);
+  if (y.dtype == DType::BF16) {
+    dora_forward_bf16(be, y, in, W, lora, saved, c);
+    return;
+  }
+  const Tensor u = part(saved.dora, N, O);                 // (N, O)
   float* py = y.as<float>();
   const float* pu = u.as<float>();
   be.matmul(u, in, false, W, true, 1.f, 0.f);  // F.linear(xd, W): no bias
@@ -153,10 +208,72 @@ void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& 
 
 namespace {
 
+// DoRA's backward with BF16 activations: autograd of dora_forward_bf16 (PEFT under autocast).
+// With g = fp32(dy): db = fp32(g·s) is the gradient of c·t2; dt2 = bf16(db·c), dt1 = bf16(g·(c − 1))
+// (each cast back to its bf16 tensor); dm += (Σ_rows g·t1 + Σ_rows db·t2) / n. Then lora_B and
+// lora_A's bf16 GEMMs as plain LoRA's (dB/dA each a bf16 tensor before += into fp32), and the
+// input gradient: bf16(dt1·W) and bf16(dxa·bf16(A)) summed in fp32 (xd's dtype), dropout's
+// backward in fp32, cast to bf16 (x.to(fp32)'s backward), added to dx in bf16.
+// scratch.dora: ≥ 2·N·max(O, I) fp32; halves P | Q.
+void dora_backward_bf16(Backend& be, Tensor dx, Tensor dy, Tensor in, const LoraWeights& lora, const LoraSaved& saved,
+                        bool dropped, Tensor W, const LoraGradScratch& scratch) {
+  const int64_t N = dy.dim(0), O = dy.dim(1), I = W.dim(1), r = lora.A.dim(0);
+  const size_t q_off = scratch.dora.nbytes() / 2;  // Q: the second half
+  const Tensor t1 = scratch_view(scratch.dora, DType::BF16, 0, N, O);
+  const Tensor t2 = scratch_view(scratch.dora, DType::BF16, static_cast<size_t>(N * O) * 2, N, O);
+  LF_CHECK(static_cast<size_t>(N * O) * 4 <= q_off, "DoRA bf16 scratch {} for ({}, {})", scratch.dora.shape_str(), N, O);
+  be.matmul(t1, in, false, W, true, 1.f, 0.f);             // F.linear(xd, W), recomputed
+  be.matmul(t2, saved.xa, false, lora.B, true, 1.f, 0.f);  // lora_B(xa), recomputed
+  const std::vector<float> c = dora_scale(lora);
+  const float* n = lora.norm.as<float>();
+  const uint16_t* pdy = dy.as<uint16_t>();
+  uint16_t* p1 = t1.as<uint16_t>();
+  uint16_t* p2 = t2.as<uint16_t>();
+  std::vector<double> dc1(static_cast<size_t>(O), 0.0), dc2(static_cast<size_t>(O), 0.0);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t o = 0; o < O; ++o) {
+      const size_t k = static_cast<size_t>(i * O + o);
+      const float co = c[static_cast<size_t>(o)], g = bf16_to_f32(pdy[k]), db = g * lora.scale;
+      dc1[static_cast<size_t>(o)] += static_cast<double>(g) * bf16_to_f32(p1[k]);
+      dc2[static_cast<size_t>(o)] += static_cast<double>(db) * bf16_to_f32(p2[k]);
+      p1[k] = f32_to_bf16(g * (co - 1.f));  // dt1
+      p2[k] = f32_to_bf16(db * co);         // dt2
+    }
+  float* dm = lora.dm.as<float>();
+  for (int64_t o = 0; o < O; ++o) {
+    const float dc = static_cast<float>(dc1[static_cast<size_t>(o)]) + static_cast<float>(dc2[static_cast<size_t>(o)]);
+    dm[o] += dc / n[o];
+  }
+  const Tensor dB16 = part(scratch.dw, O, r), dA16 = part(scratch.dw, r, I);
+  be.matmul(dB16, t2, true, saved.xa, false, 1.f, 0.f);     // bf16(dt2ᵀ·xa)
+  be.add(lora.dB, lora.dB, dB16);
+  be.matmul(scratch.dxa, t2, false, lora.B, false, 1.f, 0.f);  // dxa = bf16(dt2·bf16(B))
+  be.matmul(dA16, scratch.dxa, true, in, false, 1.f, 0.f);     // bf16(dxaᵀ·xd)
+  be.add(lora.dA, lora.dA, dA16);
+  if (dx.empty()) return;
+  const Tensor d1 = part(scratch.dys, N, I);                        // (N, I) bf16
+  const Tensor d2 = scratch_view(scratch.dora, DType::BF16, q_off, N, I);
+  be.matmul(d1, t1, false, W, false, 1.f, 0.f);                // bf16(dt1·W)
+  be.matmul(d2, scratch.dxa, false, lora.A, false, 1.f, 0.f);  // bf16(dxa·bf16(A))
+  if (!dropped) {
+    be.add(d1, d1, d2);  // the fp32 sum, rounded once to bf16
+  } else {
+    const Tensor f = scratch_view(scratch.dora, DType::F32, 0, N, I);  // P (t1 is spent)
+    be.add(f, d1, d2);
+    be.dropout(f, f, lora.dropout, saved.dropout_seed);  // same mask, same 1/(1−p), in fp32
+    be.convert(d1, f);
+  }
+  be.add(dx, dx, d1);
+}
+
 void dora_backward(Backend& be, Tensor dx, Tensor dy, Tensor in, const LoraWeights& lora, const LoraSaved& saved,
                    bool dropped, Tensor W, const LoraGradScratch& scratch) {
-  require_dora_cpu(be, dy.dtype);
+  require_dora_cpu(be);
   LF_CHECK(!lora.dm.empty(), "DoRA backward needs a dm view");
+  if (dy.dtype == DType::BF16) {
+    dora_backward_bf16(be, dx, dy, in, lora, saved, dropped, W, scratch);
+    return;
+  }
   const int64_t N = dy.dim(0), O = dy.dim(1);
   const Tensor S = part(scratch.dora, N, O);  // (N, O)
   float* ps = S.as<float>();

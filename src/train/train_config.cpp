@@ -339,13 +339,10 @@ void refuse_unsupported_dora(const TrainSettings& s, const std::string& what) {
     throw Error("{}: DoRA runs on the CPU backend only (the CUDA backend has no DoRA kernels yet); use --device cpu, "
                 "or train plain LoRA on cuda (--use_dora false)",
                 what);
-  if (train_act_dtype(s) == DType::BF16)
-    throw Error("{}: DoRA trains with fp32 activations only; bf16 mixed precision with DoRA (PEFT rounds the weight "
-                "norm to the weight dtype under autocast) is not implemented; use --bf16 false",
-                what);
-  if (s.quantization_bit != 0)
-    throw Error("{}: DoRA on a 4-bit (QLoRA) base is not implemented (the norm needs the dequantized weight); use "
-                "--quantization_bit 0, or plain LoRA on the 4-bit base",
+  if (s.quantization_bit != 0 && train_act_dtype(s) == DType::BF16)
+    throw Error("{}: DoRA on a 4-bit (QLoRA) base trains with fp32 compute only; under bf16 autocast PEFT's "
+                "bitsandbytes DoRA layer takes another path (the norm summed in bf16, an fp32 layer output), which is "
+                "not implemented; use --bf16 false, or --quantization_bit 0 for bf16 DoRA",
                 what);
 }
 

@@ -10,10 +10,12 @@
 #include <cfloat>
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "backend/backend.h"
+#include "formats/safetensors.h"
 #include "lora/lora_linear.h"
 
 namespace lorafit {
@@ -203,6 +205,90 @@ TEST(LoraLinear, BaseOnlyBackward) {
   std::vector<float> dy{1, 2, 3, 4}, W{1, 0, 2, -1, 3, 1}, x(6), dx(6);  // dy (2,2), W (2,3)
   linear_backward(*be, t2(dx, 2, 3), t2(dy, 2, 2), t2(x, 2, 3), t2(W, 2, 3), nullptr, nullptr, true, LoraGradScratch{});
   EXPECT_EQ(dx, (std::vector<float>{-1, 6, 4, -1, 12, 10}));
+}
+
+}  // namespace
+}  // namespace lorafit
+
+namespace lorafit {
+namespace {
+
+// One DoRA Linear in a bf16 run against PEFT 0.13.2 under torch.autocast("cpu", bf16)
+// (tests/fixtures/bf16/dora-linear.safetensors, tools/golden/make_dora_fixtures.py bf16-linear):
+// a bf16 weight with a bias, fp32 A, B and m ≠ ‖W + s·B·A‖, forward and backward. lorafit
+// rounds where torch does (docs/precision.md "DoRA"); the GEMMs sum ≤ 72 exact bf16 products in
+// fp32 in another order than torch's, which moves a bf16 result by one ulp only when that fp32
+// value lies within a few fp32 ulps of a rounding boundary (probability ~2^-13 per value), so
+// the bf16 outputs are compared exactly, allowing at most 2 values one bf16 ulp apart, and the
+// same for dA and dB (bf16 GEMM outputs added to zero fp32 gradients).
+TEST(LoraLinearBf16, DoraForwardAndBackwardMatchPeftUnderAutocast) {
+  const SafetensorsFile f(fs::path(LORAFIT_FIXTURES) / "bf16" / "dora-linear.safetensors");
+  auto floats = [&](const char* k) {
+    const TensorInfo* t = f.find(k);
+    if (!t) throw Error("dora-linear: no {}", k);
+    std::vector<float> v(t->nbytes / 4);
+    std::memcpy(v.data(), t->data, t->nbytes);
+    return v;
+  };
+  auto bf16 = [](const std::vector<float>& v) {
+    std::vector<uint16_t> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_bf16(v[i]);
+    return h;
+  };
+  std::vector<float> A = floats("A"), B = floats("B"), m = floats("m");
+  std::vector<uint16_t> x = bf16(floats("x")), W = bf16(floats("W")), bias = bf16(floats("bias")), dy = bf16(floats("dy"));
+  const int64_t O = static_cast<int64_t>(m.size()), rr = static_cast<int64_t>(B.size()) / O,
+                N = static_cast<int64_t>(dy.size()) / O, I = static_cast<int64_t>(x.size()) / N;
+  ASSERT_EQ(rr * I, static_cast<int64_t>(A.size()));
+  const float s = std::stof(f.metadata().at("scaling"));
+  auto bt = [](std::vector<uint16_t>& v, int64_t a, int64_t b) { return Tensor(v.data(), DType::BF16, {a, b}); };
+  std::vector<float> dA(A.size()), dB(B.size()), dm(m.size()), norm(m.size());
+  LoraWeights w;
+  w.A = t2(A, rr, I);
+  w.B = t2(B, O, rr);
+  w.dA = t2(dA, rr, I);
+  w.dB = t2(dB, O, rr);
+  w.m = Tensor(m.data(), DType::F32, {O});
+  w.dm = Tensor(dm.data(), DType::F32, {O});
+  w.norm = Tensor(norm.data(), DType::F32, {O});
+  w.scale = s;
+  const int64_t M = std::max(O, I);
+  std::vector<uint16_t> y(static_cast<size_t>(N * O)), xa(static_cast<size_t>(N * rr)), dx(static_cast<size_t>(N * I)),
+      dxa(static_cast<size_t>(N * rr)), dys(static_cast<size_t>(N * M)), dw(static_cast<size_t>(rr * M));
+  std::vector<float> dora(static_cast<size_t>(2 * N * M));
+  LoraSaved sv;
+  sv.xa = bt(xa, N, rr);
+  sv.dora = Tensor(dora.data(), DType::F32, {2 * N * M});
+  auto be = make_backend("cpu");
+  linear_forward(*be, bt(y, N, O), bt(x, N, I), bt(W, O, I), Tensor(bias.data(), DType::BF16, {O}), &w, &sv, true);
+  linear_backward(*be, bt(dx, N, I), bt(dy, N, O), bt(x, N, I), bt(W, O, I), &w, &sv, true,
+                  {bt(dxa, N, rr), Tensor(), Tensor(dys.data(), DType::BF16, {N * M}),
+                   Tensor(dw.data(), DType::BF16, {rr * M}), sv.dora});
+  auto bf16_exact = [](const std::vector<uint16_t>& got, const std::vector<float>& want, const char* what) {
+    int off = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const float g = bf16_to_f32(got[i]);
+      if (g == want[i]) continue;
+      ++off;
+      const float ulp = std::ldexp(1.f, std::ilogb(want[i]) - 7);
+      EXPECT_LE(std::fabs(g - want[i]), ulp) << what << "[" << i << "]: " << g << " vs " << want[i];
+    }
+    EXPECT_LE(off, 2) << what << ": values one bf16 ulp off";
+  };
+  bf16_exact(y, floats("y"), "y");
+  bf16_exact(dx, floats("dx"), "dx");
+  // dA, dB: each micro-batch's bf16 GEMM output accumulated into fp32 zeros, so bf16 values.
+  auto to_bf16 = [&](const std::vector<float>& v) { return bf16(v); };
+  bf16_exact(to_bf16(dA), floats("dA"), "dA");
+  bf16_exact(to_bf16(dB), floats("dB"), "dB");
+  // dm: (Σ_rows g·t1 + Σ_rows g·s·t2) / n, of products equal on both sides, summed over N rows
+  // in fp32 (torch) or double (lorafit): ≤ N·u·Σ|terms| apart, u = 2^-24; with Σ|terms| ≤ 8·max|dm|
+  // (random signs over N = 13 rows) that is 4·N·FLT_EPSILON·max|dm|.
+  const std::vector<float> want_dm = floats("dm");
+  double big = 0;
+  for (float v : want_dm) big = std::max(big, static_cast<double>(std::fabs(v)));
+  for (size_t i = 0; i < want_dm.size(); ++i)
+    EXPECT_NEAR(dm[i], want_dm[i], 4.0 * static_cast<double>(N) * FLT_EPSILON * big) << "dm[" << i << "]";
 }
 
 }  // namespace
