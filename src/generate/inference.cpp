@@ -108,13 +108,15 @@ Inference::Inference(const InferenceOptions& o) {
     if (!adapters_[k].second->config().use_dora) continue;
     const std::string cfg = (fs::path(o.adapters[k]) / "adapter_config.json").string();
     if (be_->device() != Device::CPU)
-      throw Error("{}: a DoRA adapter (use_dora: true) runs unmerged on the CPU backend only (the CUDA backend has no "
-                  "DoRA kernels yet); use --device cpu, or --merge",
-                  cfg);
+      throw Error(
+          "{}: a DoRA adapter (use_dora: true) runs unmerged on the CPU backend only (the CUDA backend has no "
+          "DoRA kernels yet); use --device cpu, or --merge",
+          cfg);
     if (model_->weights().quantized() && act == DType::BF16)
-      throw Error("{}: a DoRA adapter (use_dora: true) on a 4-bit base runs with fp32 compute only (PEFT's bitsandbytes "
-                  "DoRA layer takes another path under bf16); use --dtype f32",
-                  cfg);
+      throw Error(
+          "{}: a DoRA adapter (use_dora: true) on a 4-bit base runs with fp32 compute only (PEFT's bitsandbytes "
+          "DoRA layer takes another path under bf16); use --dtype f32",
+          cfg);
   }
 
   // The tokenizer the adapter was trained with, else the base model's.

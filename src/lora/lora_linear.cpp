@@ -13,9 +13,10 @@ namespace {
 // DoRA's elementwise steps run on host memory: the CUDA backend has no DoRA kernels yet.
 void require_dora_cpu(Backend& be) {
   if (be.device() != Device::CPU)
-    throw Error("a DoRA adapter (use_dora) runs on the CPU backend only, not {} (it has no DoRA kernels yet); use "
-                "--device cpu (or merge it into the weights: --merge)",
-                be.name());
+    throw Error(
+        "a DoRA adapter (use_dora) runs on the CPU backend only, not {} (it has no DoRA kernels yet); use "
+        "--device cpu (or merge it into the weights: --merge)",
+        be.name());
 }
 
 float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
@@ -23,8 +24,8 @@ float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
 // A (rows, cols) view of dtype dt starting byte_offset bytes into a scratch buffer.
 Tensor scratch_view(Tensor buf, DType dt, size_t byte_offset, int64_t rows, int64_t cols) {
   LF_CHECK(!buf.empty() && buf.nbytes() >= byte_offset + static_cast<size_t>(rows * cols) * dtype_size(dt),
-           "LoRA scratch {} {} for {} ({}, {}) at byte {}", dtype_name(buf.dtype), buf.shape_str(), dtype_name(dt), rows,
-           cols, byte_offset);
+           "LoRA scratch {} {} for {} ({}, {}) at byte {}", dtype_name(buf.dtype), buf.shape_str(), dtype_name(dt),
+           rows, cols, byte_offset);
   return Tensor(static_cast<uint8_t*>(buf.data) + byte_offset, dt, {rows, cols}, buf.device);
 }
 
@@ -79,7 +80,8 @@ void dora_forward_bf16(Backend& be, Tensor y, Tensor in, Tensor W, const LoraWei
                        const std::vector<float>& c) {
   const int64_t N = y.dim(0), O = y.dim(1);
   const size_t half = static_cast<size_t>(N * O) * 2;  // bytes of one (N, O) bf16
-  const Tensor t1 = scratch_view(saved.dora, DType::BF16, 0, N, O), t2 = scratch_view(saved.dora, DType::BF16, half, N, O);
+  const Tensor t1 = scratch_view(saved.dora, DType::BF16, 0, N, O),
+               t2 = scratch_view(saved.dora, DType::BF16, half, N, O);
   be.matmul(t1, in, false, W, true, 1.f, 0.f);
   be.matmul(t2, saved.xa, false, lora.B, true, 1.f, 0.f);
   uint16_t* py = y.as<uint16_t>();
@@ -195,7 +197,7 @@ void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& 
     dora_forward_bf16(be, y, in, W, lora, saved, c);
     return;
   }
-  const Tensor u = part(saved.dora, N, O);                 // (N, O)
+  const Tensor u = part(saved.dora, N, O);  // (N, O)
   float* py = y.as<float>();
   const float* pu = u.as<float>();
   be.matmul(u, in, false, W, true, 1.f, 0.f);  // F.linear(xd, W): no bias
@@ -221,7 +223,8 @@ void dora_backward_bf16(Backend& be, Tensor dx, Tensor dy, Tensor in, const Lora
   const size_t q_off = scratch.dora.nbytes() / 2;  // Q: the second half
   const Tensor t1 = scratch_view(scratch.dora, DType::BF16, 0, N, O);
   const Tensor t2 = scratch_view(scratch.dora, DType::BF16, static_cast<size_t>(N * O) * 2, N, O);
-  LF_CHECK(static_cast<size_t>(N * O) * 4 <= q_off, "DoRA bf16 scratch {} for ({}, {})", scratch.dora.shape_str(), N, O);
+  LF_CHECK(static_cast<size_t>(N * O) * 4 <= q_off, "DoRA bf16 scratch {} for ({}, {})", scratch.dora.shape_str(), N,
+           O);
   be.matmul(t1, in, false, W, true, 1.f, 0.f);             // F.linear(xd, W), recomputed
   be.matmul(t2, saved.xa, false, lora.B, true, 1.f, 0.f);  // lora_B(xa), recomputed
   const std::vector<float> c = dora_scale(lora);
@@ -245,13 +248,13 @@ void dora_backward_bf16(Backend& be, Tensor dx, Tensor dy, Tensor in, const Lora
     dm[o] += dc / n[o];
   }
   const Tensor dB16 = part(scratch.dw, O, r), dA16 = part(scratch.dw, r, I);
-  be.matmul(dB16, t2, true, saved.xa, false, 1.f, 0.f);     // bf16(dt2ᵀ·xa)
+  be.matmul(dB16, t2, true, saved.xa, false, 1.f, 0.f);  // bf16(dt2ᵀ·xa)
   be.add(lora.dB, lora.dB, dB16);
   be.matmul(scratch.dxa, t2, false, lora.B, false, 1.f, 0.f);  // dxa = bf16(dt2·bf16(B))
   be.matmul(dA16, scratch.dxa, true, in, false, 1.f, 0.f);     // bf16(dxaᵀ·xd)
   be.add(lora.dA, lora.dA, dA16);
   if (dx.empty()) return;
-  const Tensor d1 = part(scratch.dys, N, I);                        // (N, I) bf16
+  const Tensor d1 = part(scratch.dys, N, I);  // (N, I) bf16
   const Tensor d2 = scratch_view(scratch.dora, DType::BF16, q_off, N, I);
   be.matmul(d1, t1, false, W, false, 1.f, 0.f);                // bf16(dt1·W)
   be.matmul(d2, scratch.dxa, false, lora.A, false, 1.f, 0.f);  // bf16(dxa·bf16(A))

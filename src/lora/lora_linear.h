@@ -74,8 +74,8 @@ struct LoraGradScratch {
   Tensor dxin; // (N, I) gradient of drop(x); needed only when dropout was active
   Tensor dys;  // (N, ≥ max(O, I)) bf16 runs: s·dy rounded to bf16, then the bf16 dx piece
   Tensor dw;   // (≥ max(O·r, r·I)) bf16 runs: the micro-batch's dB or dA in bf16 before += into F32
-  Tensor dora; // DoRA: (N, ≥ O) F32: xd·(W + s·B·A)ᵀ, then c⊙dy, then (c − 1)⊙dy;
-               // bf16 runs: ≥ 2·N·max(O, I) F32 (t1, t2 and the input-gradient pieces)
+  Tensor dora;  // DoRA: (N, ≥ O) F32: xd·(W + s·B·A)ᵀ, then c⊙dy, then (c − 1)⊙dy;
+                // bf16 runs: ≥ 2·N·max(O, I) F32 (t1, t2 and the input-gradient pieces)
 };
 
 // The backward of linear_forward with frozen W and bias:

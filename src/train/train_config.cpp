@@ -137,7 +137,7 @@ const std::vector<SettingKey>& setting_keys() {
       key_of("quantization_bit", &S::quantization_bit, "4: QLoRA, base weights quantized to 4 bits at load (0: none)"),
       key_of("quantization_type", &S::quantization_type, "nf4 or fp4: the 4-bit code (with quantization_bit 4)"),
       key_of("double_quantization", &S::double_quantization, "quantize the 4-bit absmax values too (bitsandbytes)"),
-      key_of("use_dora", &S::use_dora, "DoRA: a trained magnitude per output row (PEFT use_dora; cpu, fp32)"),
+      key_of("use_dora", &S::use_dora, "DoRA: a trained magnitude per output row (PEFT use_dora; cpu backend)"),
       key_of("logging_steps", &S::logging_steps, "log every N steps"),
       key_of("save_steps", &S::save_steps, "checkpoint every N steps"),
       key_of("save_total_limit", &S::save_total_limit, "keep at most N checkpoints (<=0: all)"),

@@ -7,8 +7,8 @@
 // set); with n fixed y is again linear in each of x, A, B and m.
 #include <gtest/gtest.h>
 
-#include <cfloat>
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -236,7 +236,8 @@ TEST(LoraLinearBf16, DoraForwardAndBackwardMatchPeftUnderAutocast) {
     return h;
   };
   std::vector<float> A = floats("A"), B = floats("B"), m = floats("m");
-  std::vector<uint16_t> x = bf16(floats("x")), W = bf16(floats("W")), bias = bf16(floats("bias")), dy = bf16(floats("dy"));
+  std::vector<uint16_t> x = bf16(floats("x")), W = bf16(floats("W")), bias = bf16(floats("bias")),
+                        dy = bf16(floats("dy"));
   const int64_t O = static_cast<int64_t>(m.size()), rr = static_cast<int64_t>(B.size()) / O,
                 N = static_cast<int64_t>(dy.size()) / O, I = static_cast<int64_t>(x.size()) / N;
   ASSERT_EQ(rr * I, static_cast<int64_t>(A.size()));

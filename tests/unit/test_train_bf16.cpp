@@ -139,7 +139,8 @@ TEST(TrainBf16, DoraMagnitudeInitIsPeftsOnABf16Base) {
   for (const LoraTensor& t : p.tensors()) {
     if (!t.is_m) continue;
     for (int64_t i = 0; i < t.numel(); ++i)
-      ASSERT_EQ(got[static_cast<size_t>(t.offset + i)], want[static_cast<size_t>(t.offset + i)]) << t.key << "[" << i << "]";
+      ASSERT_EQ(got[static_cast<size_t>(t.offset + i)], want[static_cast<size_t>(t.offset + i)])
+          << t.key << "[" << i << "]";
     ++checked;
   }
   EXPECT_EQ(checked, 14);  // 2 layers × 7 projections
