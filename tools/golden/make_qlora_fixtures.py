@@ -20,11 +20,7 @@ the same function on the same bytes, without the device round trip.
 
 Run (repository root; requirements.txt + requirements-quant.txt, transformers 4.57.6):
     OMP_NUM_THREADS=1 /opt/nf4-venv/bin/python tools/golden/make_qlora_fixtures.py
-(or, as the DoRA case was made, /opt/gv plus an overlay of the three newer packages:
-    /opt/gv/bin/pip install --no-deps --target /opt/dora2-venv/site transformers==4.57.6 \
-        bitsandbytes==0.50.2 tokenizers==0.22.2
-    OMP_NUM_THREADS=1 PYTHONPATH=/opt/dora2-venv/site /opt/gv/bin/python tools/golden/make_qlora_fixtures.py \
-        qlora-qwen2-nf4-dq-dora)
+(or, as the DoRA case was made, /opt/gv plus the overlay of tools/golden/requirements-qlora-overlay.txt.)
 """
 import json
 import os
