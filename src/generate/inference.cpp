@@ -109,8 +109,8 @@ Inference::Inference(const InferenceOptions& o) {
     const std::string cfg = (fs::path(o.adapters[k]) / "adapter_config.json").string();
     if (be_->device() != Device::CPU)
       throw Error(
-          "{}: a DoRA adapter (use_dora: true) runs unmerged on the CPU backend only (the CUDA backend has no "
-          "DoRA kernels yet); use --device cpu, or --merge",
+          "{}: a DoRA adapter (use_dora: true) runs unmerged on the CPU backend only (its CUDA kernels have not "
+          "been checked on a GPU yet); use --device cpu, or --merge",
           cfg);
     if (model_->weights().quantized() && act == DType::BF16)
       throw Error(

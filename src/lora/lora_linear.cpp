@@ -10,16 +10,28 @@ namespace lorafit {
 
 namespace {
 
-// DoRA's elementwise steps run on host memory: the CUDA backend has no DoRA kernels yet.
-void require_dora_cpu(Backend& be) {
+// DoRA's CUDA kernels (backend.h "DoRA") have not run on a GPU yet (their parity rows skip
+// without one): until they have, every DoRA entry point refuses a non-CPU backend, here too so
+// that no caller (serve's per-request adapters included) reaches them unchecked.
+void require_dora_checked_backend(Backend& be) {
   if (be.device() != Device::CPU)
     throw Error(
-        "a DoRA adapter (use_dora) runs on the CPU backend only, not {} (it has no DoRA kernels yet); use "
-        "--device cpu (or merge it into the weights: --merge)",
+        "a DoRA adapter (use_dora) runs on the CPU backend only, not {} (its CUDA kernels have not been checked on "
+        "a GPU yet); use --device cpu (or merge it into the weights: --merge)",
         be.name());
 }
 
-float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
+// A device buffer for the duration of one call (freed on every path out).
+struct ScopedBuffer {
+  Backend& be;
+  void* p;
+  ScopedBuffer(Backend& b, size_t bytes) : be(b), p(bytes > 0 ? b.alloc(bytes) : nullptr) {}
+  ~ScopedBuffer() {
+    if (p != nullptr) be.free(p);
+  }
+  ScopedBuffer(const ScopedBuffer&) = delete;
+  ScopedBuffer& operator=(const ScopedBuffer&) = delete;
+};
 
 // A (rows, cols) view of dtype dt starting byte_offset bytes into a scratch buffer.
 Tensor scratch_view(Tensor buf, DType dt, size_t byte_offset, int64_t rows, int64_t cols) {
@@ -27,16 +39,6 @@ Tensor scratch_view(Tensor buf, DType dt, size_t byte_offset, int64_t rows, int6
            "LoRA scratch {} {} for {} ({}, {}) at byte {}", dtype_name(buf.dtype), buf.shape_str(), dtype_name(dt),
            rows, cols, byte_offset);
   return Tensor(static_cast<uint8_t*>(buf.data) + byte_offset, dt, {rows, cols}, buf.device);
-}
-
-// c (O) = m / n, as PEFT's mag_norm_scale.
-std::vector<float> dora_scale(const LoraWeights& l) {
-  const int64_t O = l.m.numel();
-  const float* m = l.m.as<float>();
-  const float* n = l.norm.as<float>();
-  std::vector<float> c(static_cast<size_t>(O));
-  for (int64_t o = 0; o < O; ++o) c[static_cast<size_t>(o)] = m[o] / n[o];
-  return c;
 }
 
 // The first rows·cols elements of a scratch buffer as a (rows, cols) matrix.
@@ -69,33 +71,6 @@ void add_branch(Backend& be, Tensor y, Tensor in, const LoraWeights& lora, Tenso
   be.matmul(t, xa, false, lora.B, true, 1.f, 0.f);    // t = lora_B(xa)
   be.scale(t, lora.scale);                            // · scaling
   be.add(y, y, t);                                    // result + ...
-}
-
-// DoRA's forward with BF16 activations, as PEFT computes it under autocast (dora.py): xa =
-// bf16(xd·bf16(A)ᵀ) is given; t1 = F.linear(xd, W) and t2 = lora_B(xa) are bf16 GEMMs; c (fp32)
-// times a bf16 tensor promotes to fp32, so result_dora = (c − 1)·t1 + (c·t2)·s is fp32 (each op
-// rounded in fp32, in this order), added to the bf16 base output in fp32 and cast back:
-// y = bf16(y + result_dora). saved.dora holds t1 and t2 (2·N·O bf16).
-void dora_forward_bf16(Backend& be, Tensor y, Tensor in, Tensor W, const LoraWeights& lora, const LoraSaved& saved,
-                       const std::vector<float>& c) {
-  const int64_t N = y.dim(0), O = y.dim(1);
-  const size_t half = static_cast<size_t>(N * O) * 2;  // bytes of one (N, O) bf16
-  const Tensor t1 = scratch_view(saved.dora, DType::BF16, 0, N, O),
-               t2 = scratch_view(saved.dora, DType::BF16, half, N, O);
-  be.matmul(t1, in, false, W, true, 1.f, 0.f);
-  be.matmul(t2, saved.xa, false, lora.B, true, 1.f, 0.f);
-  uint16_t* py = y.as<uint16_t>();
-  const uint16_t* p1 = t1.as<uint16_t>();
-  const uint16_t* p2 = t2.as<uint16_t>();
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t o = 0; o < O; ++o) {
-      const size_t k = static_cast<size_t>(n * O + o);
-      const float co = c[static_cast<size_t>(o)];
-      const float a = (co - 1.f) * bf16_to_f32(p1[k]);
-      const float b = (co * bf16_to_f32(p2[k])) * lora.scale;
-      const float d = a + b;
-      py[k] = f32_to_bf16(bf16_to_f32(py[k]) + d);
-    }
 }
 
 }  // namespace
@@ -142,48 +117,30 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, std:
 }
 
 void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora, DType act) {
-  require_dora_cpu(be);
+  require_dora_checked_backend(be);
   const int64_t O = W.dim(0), I = W.dim(1), r = lora.A.dim(0);
   LF_CHECK(lora.norm.numel() == O && lora.B.dim(0) == O && lora.A.dim(1) == I, "DoRA norm shapes");
   const bool bf16 = act == DType::BF16;
-  // bf16 (autocast): lora_weight = lora_B(lora_A(eye)).T is a bf16 GEMM of bf16(B) and bf16(A);
-  // scaling·lora_weight stays bf16; the fp32 weight (x's dtype) + it promotes to fp32.
-  std::vector<float> a16, b16;
-  Tensor A = lora.A;
-  if (bf16) {
-    a16.assign(lora.A.as<float>(), lora.A.as<float>() + r * I);
-    b16.assign(lora.B.as<float>(), lora.B.as<float>() + O * r);
-    for (float& v : a16) v = round_bf16(v);
-    for (float& v : b16) v = round_bf16(v);
-    A = Tensor(a16.data(), DType::F32, {r, I});
-  }
-  const float* B = bf16 ? b16.data() : lora.B.as<float>();
   constexpr int64_t kRows = 64;  // rows of B·A per GEMM: bounded scratch for any O
-  std::vector<float> ba(static_cast<size_t>(kRows * I));  // (rows, I) B[rows]·A
-  std::vector<float> w(static_cast<size_t>(I));           // (I) one row of W in fp32
-  float* n = lora.norm.as<float>();
-  const size_t esz = dtype_size(W.dtype);
+  const ScopedBuffer ba(be, static_cast<size_t>(kRows * I) * sizeof(float));  // (rows, I) B[rows]·A
+  // bf16 (autocast): lora_weight = lora_B(lora_A(eye)).T is a bf16 GEMM of bf16(B) and bf16(A)
+  // (the bf16 matmul rounds the F32 A on the fly); dora_norm rounds it and s·it to bf16.
+  const ScopedBuffer b16(be, bf16 ? static_cast<size_t>(O * r) * 2 : 0);
+  Tensor B = lora.B;
+  if (bf16) {
+    B = Tensor(b16.p, DType::BF16, {O, r}, be.device());
+    be.convert(B, lora.B);
+  }
   for (int64_t o0 = 0; o0 < O; o0 += kRows) {
     const int64_t rows = std::min(kRows, O - o0);
-    const Tensor Bs(const_cast<float*>(B) + o0 * r, DType::F32, {rows, r}, be.device());
-    be.matmul(Tensor(ba.data(), DType::F32, {rows, I}), Bs, false, A, false, 1.f, 0.f);
-    for (int64_t i = 0; i < rows; ++i) {
-      convert_to_f32(w.data(), static_cast<const uint8_t*>(W.data) + static_cast<size_t>((o0 + i) * I) * esz, W.dtype,
-                     w.size());
-      double ss = 0;
-      for (int64_t k = 0; k < I; ++k) {
-        const float lw = ba[static_cast<size_t>(i * I + k)];
-        const float v = bf16 ? w[static_cast<size_t>(k)] + round_bf16(lora.scale * round_bf16(lw))
-                             : w[static_cast<size_t>(k)] + lora.scale * lw;  // weight + scaling·lora_weight
-        ss += static_cast<double>(v) * v;
-      }
-      n[o0 + i] = static_cast<float>(std::sqrt(ss));
-    }
+    const Tensor t(ba.p, DType::F32, {rows, I}, be.device());
+    be.matmul(t, B.rows(o0, o0 + rows), false, lora.A, false, 1.f, 0.f);
+    be.dora_norm(lora.norm.rows(o0, o0 + rows), W.rows(o0, o0 + rows), t, lora.scale, bf16);
   }
 }
 
 void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& lora, LoraSaved& saved, bool training) {
-  require_dora_cpu(be);
+  require_dora_checked_backend(be);
   const int64_t N = y.dim(0), O = y.dim(1);
   Tensor in = x;  // xd: PEFT drops x out once, for both W and the LoRA branch
   if (training && lora.dropout > 0.f) {
@@ -192,20 +149,12 @@ void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& 
     in = saved.xdrop;
   }
   be.matmul(saved.xa, in, false, lora.A, true, 1.f, 0.f);  // (N, r)
-  const std::vector<float> c = dora_scale(lora);
-  if (y.dtype == DType::BF16) {
-    dora_forward_bf16(be, y, in, W, lora, saved, c);
-    return;
-  }
-  const Tensor u = part(saved.dora, N, O);  // (N, O)
-  float* py = y.as<float>();
-  const float* pu = u.as<float>();
-  be.matmul(u, in, false, W, true, 1.f, 0.f);  // F.linear(xd, W): no bias
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t o = 0; o < O; ++o) py[n * O + o] += (c[static_cast<size_t>(o)] - 1.f) * pu[n * O + o];
-  be.matmul(u, saved.xa, false, lora.B, true, 1.f, 0.f);  // lora_B(lora_A(xd))
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t o = 0; o < O; ++o) py[n * O + o] += c[static_cast<size_t>(o)] * pu[n * O + o] * lora.scale;
+  // t1 = F.linear(xd, W) (no bias), t2 = lora_B(lora_A(xd)); bf16 GEMMs in a bf16 run.
+  const size_t bytes = static_cast<size_t>(N * O) * dtype_size(y.dtype);
+  const Tensor t1 = scratch_view(saved.dora, y.dtype, 0, N, O), t2 = scratch_view(saved.dora, y.dtype, bytes, N, O);
+  be.matmul(t1, in, false, W, true, 1.f, 0.f);
+  be.matmul(t2, saved.xa, false, lora.B, true, 1.f, 0.f);
+  be.dora_combine(y, t1, t2, lora.m, lora.norm, lora.scale);
 }
 
 namespace {
@@ -227,26 +176,7 @@ void dora_backward_bf16(Backend& be, Tensor dx, Tensor dy, Tensor in, const Lora
            O);
   be.matmul(t1, in, false, W, true, 1.f, 0.f);             // F.linear(xd, W), recomputed
   be.matmul(t2, saved.xa, false, lora.B, true, 1.f, 0.f);  // lora_B(xa), recomputed
-  const std::vector<float> c = dora_scale(lora);
-  const float* n = lora.norm.as<float>();
-  const uint16_t* pdy = dy.as<uint16_t>();
-  uint16_t* p1 = t1.as<uint16_t>();
-  uint16_t* p2 = t2.as<uint16_t>();
-  std::vector<double> dc1(static_cast<size_t>(O), 0.0), dc2(static_cast<size_t>(O), 0.0);
-  for (int64_t i = 0; i < N; ++i)
-    for (int64_t o = 0; o < O; ++o) {
-      const size_t k = static_cast<size_t>(i * O + o);
-      const float co = c[static_cast<size_t>(o)], g = bf16_to_f32(pdy[k]), db = g * lora.scale;
-      dc1[static_cast<size_t>(o)] += static_cast<double>(g) * bf16_to_f32(p1[k]);
-      dc2[static_cast<size_t>(o)] += static_cast<double>(db) * bf16_to_f32(p2[k]);
-      p1[k] = f32_to_bf16(g * (co - 1.f));  // dt1
-      p2[k] = f32_to_bf16(db * co);         // dt2
-    }
-  float* dm = lora.dm.as<float>();
-  for (int64_t o = 0; o < O; ++o) {
-    const float dc = static_cast<float>(dc1[static_cast<size_t>(o)]) + static_cast<float>(dc2[static_cast<size_t>(o)]);
-    dm[o] += dc / n[o];
-  }
+  be.dora_backward_scale(lora.dm, t1, t2, dy, lora.m, lora.norm, lora.scale);  // dm; t1, t2 -> dt1, dt2
   const Tensor dB16 = part(scratch.dw, O, r), dA16 = part(scratch.dw, r, I);
   be.matmul(dB16, t2, true, saved.xa, false, 1.f, 0.f);  // bf16(dt2ᵀ·xa)
   be.add(lora.dB, lora.dB, dB16);
@@ -271,7 +201,7 @@ void dora_backward_bf16(Backend& be, Tensor dx, Tensor dy, Tensor in, const Lora
 
 void dora_backward(Backend& be, Tensor dx, Tensor dy, Tensor in, const LoraWeights& lora, const LoraSaved& saved,
                    bool dropped, Tensor W, const LoraGradScratch& scratch) {
-  require_dora_cpu(be);
+  require_dora_checked_backend(be);
   LF_CHECK(!lora.dm.empty(), "DoRA backward needs a dm view");
   if (dy.dtype == DType::BF16) {
     dora_backward_bf16(be, dx, dy, in, lora, saved, dropped, W, scratch);
@@ -279,35 +209,24 @@ void dora_backward(Backend& be, Tensor dx, Tensor dy, Tensor in, const LoraWeigh
   }
   const int64_t N = dy.dim(0), O = dy.dim(1);
   const Tensor S = part(scratch.dora, N, O);  // (N, O)
-  float* ps = S.as<float>();
-  const float* pdy = dy.as<float>();
-  const float* n = lora.norm.as<float>();
-  const std::vector<float> c = dora_scale(lora);
-  // dm = Σ_rows dy⊙v / n, v = xd·Wᵀ + s·xa·Bᵀ (what c multiplies; ∂c/∂m = 1/n).
+  const Tensor S2 = scratch_view(scratch.dora, DType::F32, static_cast<size_t>(N * O) * sizeof(float), N, O);
+  // dm = Σ_rows dy⊙v / n, v = xd·Wᵀ + s·xa·Bᵀ (what c multiplies; ∂c/∂m = 1/n); then S = c⊙dy,
+  // the LoRA branch's gradient, and S2 = (c − 1)⊙dy, the (c − 1)⊙(xd·Wᵀ) term's.
   be.matmul(S, in, false, W, true, 1.f, 0.f);
   be.matmul(S, saved.xa, false, lora.B, true, lora.scale, 1.f);
-  std::vector<double> dc(static_cast<size_t>(O), 0.0);
-  for (int64_t r = 0; r < N; ++r)
-    for (int64_t o = 0; o < O; ++o) dc[static_cast<size_t>(o)] += static_cast<double>(pdy[r * O + o]) * ps[r * O + o];
-  float* dm = lora.dm.as<float>();
-  for (int64_t o = 0; o < O; ++o) dm[o] += static_cast<float>(dc[static_cast<size_t>(o)] / n[o]);
-  // The LoRA branch sees g = c⊙dy.
-  for (int64_t r = 0; r < N; ++r)
-    for (int64_t o = 0; o < O; ++o) ps[r * O + o] = c[static_cast<size_t>(o)] * pdy[r * O + o];
+  be.dora_backward_scale(lora.dm, S, S2, dy, lora.m, lora.norm, lora.scale);
   be.matmul(lora.dB, S, true, saved.xa, false, lora.scale, 1.f);     // dB += s·gᵀ·xa
   be.matmul(scratch.dxa, S, false, lora.B, false, lora.scale, 0.f);  // dxa = s·g·B
   be.matmul(lora.dA, scratch.dxa, true, in, false, 1.f, 1.f);        // dA += dxaᵀ·xd
   if (dx.empty()) return;
   // The (c − 1)⊙(xd·Wᵀ) term's input gradient joins the branch's before drop⁻¹.
-  for (int64_t r = 0; r < N; ++r)
-    for (int64_t o = 0; o < O; ++o) ps[r * O + o] = (c[static_cast<size_t>(o)] - 1.f) * pdy[r * O + o];
   Tensor d = dx;
   if (dropped) {
     LF_CHECK(!scratch.dxin.empty(), "LoRA backward with dropout needs a dxin scratch buffer");
     d = scratch.dxin;
-    be.matmul(d, S, false, W, false, 1.f, 0.f);
+    be.matmul(d, S2, false, W, false, 1.f, 0.f);
   } else {
-    be.matmul(d, S, false, W, false, 1.f, 1.f);
+    be.matmul(d, S2, false, W, false, 1.f, 1.f);
   }
   be.matmul(d, scratch.dxa, false, lora.A, false, 1.f, 1.f);
   if (!dropped) return;

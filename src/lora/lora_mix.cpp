@@ -40,8 +40,8 @@ void LoraMix::set(std::span<const LoraRowGroup> groups) {
         rows.push_back({g.begin, g.end, w});
         xa_need = std::max(xa_need, (g.end - g.begin) * w->A.dim(0));  // (rows, r)
         branch_need = std::max(branch_need, (g.end - g.begin) * w->B.dim(0));  // (rows, O)
-        // DoRA: (rows, O) fp32, or two (rows, O) bf16 (t1, t2) in a bf16 run
-        if (w->dora()) dora_need = std::max(dora_need, (g.end - g.begin) * w->B.dim(0) * (act_ == DType::BF16 ? 2 : 1));
+        // DoRA: t1 and t2, two (rows, O) of the activation dtype
+        if (w->dora()) dora_need = std::max(dora_need, 2 * (g.end - g.begin) * w->B.dim(0));
       }
     }
   grow(xa_buf_, xa_have_, xa_need, scratch_.xa);

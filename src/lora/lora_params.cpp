@@ -123,12 +123,13 @@ void lora_init_dora_magnitude(LoraParams& p, const std::function<Tensor(const Li
     const LoraWeights* w = p.weights(m.layer, m.proj);
     LF_CHECK(w && w->dora(), "DoRA magnitude of {}", m.name);
     dora_weight_norm(be, weight(m), *w);  // n = ‖W + s·B·A‖ (B = 0: no bf16 rounding of s·B·A to model)
-    float* mag = w->m.as<float>();        // m = n (host memory: CPU backend), rounded as PEFT's .to(dtype)
-    const float* n = w->norm.as<float>();
-    for (int64_t o = 0; o < w->m.numel(); ++o)
-      mag[o] = norm_dtype == DType::BF16  ? bf16_to_f32(f32_to_bf16(n[o]))
-               : norm_dtype == DType::F16 ? f16_to_f32(f32_to_f16(n[o]))
-                                          : n[o];
+    std::vector<float> mag(static_cast<size_t>(w->m.numel()));  // m = n, rounded as PEFT's .to(dtype)
+    be.download(mag.data(), w->norm.data, w->norm.nbytes());
+    for (float& v : mag)
+      v = norm_dtype == DType::BF16  ? bf16_to_f32(f32_to_bf16(v))
+          : norm_dtype == DType::F16 ? f16_to_f32(f32_to_f16(v))
+                                     : v;
+    be.upload(w->m.data, mag.data(), w->m.nbytes());
   }
 }
 

@@ -336,8 +336,8 @@ QuantConfig train_quant_config(const TrainSettings& s) {
 
 void refuse_unsupported_dora(const TrainSettings& s, const std::string& what) {
   if (s.device == "cuda")
-    throw Error("{}: DoRA runs on the CPU backend only (the CUDA backend has no DoRA kernels yet); use --device cpu, "
-                "or train plain LoRA on cuda (--use_dora false)",
+    throw Error("{}: DoRA runs on the CPU backend only (its CUDA kernels have not been checked on a GPU yet); use "
+                "--device cpu, or train plain LoRA on cuda (--use_dora false)",
                 what);
   if (s.quantization_bit != 0 && train_act_dtype(s) == DType::BF16)
     throw Error("{}: DoRA on a 4-bit (QLoRA) base trains with fp32 compute only; under bf16 autocast PEFT's "

@@ -41,7 +41,7 @@ struct Setup {
   uint64_t seed = 77;
   bool dora = false;
   std::vector<float> m = std::vector<float>(6), dm = std::vector<float>(6), norm = std::vector<float>(6),
-                     scratch = std::vector<float>(5 * 6);
+                     scratch = std::vector<float>(2 * 5 * 6);
   double max_c = 1;  // the largest |c| and |c − 1| a loss() has seen (for the rounding bound)
 
   LoraWeights lw() {
@@ -64,7 +64,7 @@ struct Setup {
     sv.xa = t2(xa, N, r);
     sv.xdrop = t2(xdrop, N, I);
     sv.dropout_seed = seed;
-    sv.dora = t2(scratch, N, O);
+    sv.dora = t2(scratch, 2 * N, O);
     return sv;
   }
   double loss(Backend& be) {
