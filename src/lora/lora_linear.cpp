@@ -159,7 +159,7 @@ void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& 
 
 namespace {
 
-// DoRA's backward with BF16 activations: autograd of dora_forward_bf16 (PEFT under autocast).
+// DoRA's backward with BF16 activations: autograd of dora_forward's bf16 form (PEFT under autocast).
 // With g = fp32(dy): db = fp32(g·s) is the gradient of c·t2; dt2 = bf16(db·c), dt1 = bf16(g·(c − 1))
 // (each cast back to its bf16 tensor); dm += (Σ_rows g·t1 + Σ_rows db·t2) / n. Then lora_B and
 // lora_A's bf16 GEMMs as plain LoRA's (dB/dA each a bf16 tensor before += into fp32), and the
