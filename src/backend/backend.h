@@ -117,6 +117,22 @@ class Backend {
   // counter-based hash, so the backward is the same call on the gradient with the same seed.
   // bf16: out = bf16(x · mask / (1 − p)) (PEFT drops in fp32; the LoRA A GEMM then rounds).
   virtual void dropout(Tensor out, Tensor x, float p, uint64_t seed) = 0;
+  // ---- DoRA (PEFT use_dora; the arithmetic around the GEMMs of lora/lora_linear.cpp) ----
+  // n (R) F32 = ‖W_r + s·ba_r‖ per row r, W (R,I) F32/BF16/F16, ba (R,I) F32 = B·A for those rows:
+  // v = w + s·ba in fp32, squares summed in double, rounded once. bf16_lora (PEFT under autocast,
+  // lora_weight a bf16 GEMM output and scaling·lora_weight bf16): v = w + bf16(s·bf16(ba)).
+  virtual void dora_norm(Tensor n, Tensor W, Tensor ba, float s, bool bf16_lora) = 0;
+  // y (N,O) += DoRA's terms, c = m/n per column (m, n (O) F32), t1 = xd·Wᵀ, t2 = xa·Bᵀ (N,O):
+  // F32: y = (y + (c − 1)·t1) + (c·t2)·s, each op rounded in fp32 in this order.
+  // BF16 (y, t1, t2 BF16): y = bf16(y + ((c − 1)·t1 + (c·t2)·s)), the inner ops in fp32.
+  virtual void dora_combine(Tensor y, Tensor t1, Tensor t2, Tensor m, Tensor n, float s) = 0;
+  // DoRA backward's elementwise step for dy (N,O), c = m/n; dm (O) F32 accumulates (+=):
+  // F32 (a, b F32): on entry a = xd·Wᵀ + s·xa·Bᵀ; dm += Σ_rows dy·a / n (double sum); on exit
+  //   a = c·dy (the branch's gradient, before s) and b = (c − 1)·dy (the W term's).
+  // BF16 (dy, a, b BF16): on entry a = t1 = xd·Wᵀ, b = t2 = xa·Bᵀ; with g = dy, gs = g·s (fp32):
+  //   dm += (fp32(Σ_rows g·t1) + fp32(Σ_rows gs·t2)) / n; on exit a = bf16(g·(c − 1)), b = bf16(gs·c).
+  virtual void dora_backward_scale(Tensor dm, Tensor a, Tensor b, Tensor dy, Tensor m, Tensor n, float s) = 0;
+
   // Fused lm-head + cross-entropy in vocabulary chunks (never the (N,V) fp32 logits):
   // loss (N) F32 = lse_n − x_n·w[target_n] for target_n ≠ −100, 0 otherwise; lse (N) F32.
   // x (N,C), w (V,C), targets (N) I32.

@@ -104,11 +104,20 @@ Inference::Inference(const InferenceOptions& o) {
     adapters_.emplace_back(name, load_adapter(*be_, model_->config(), a));
   }
   if (o.merge) merge_adapter_into(*model_, *adapters_[0].second, merged_);
-  for (size_t k = 0; !o.merge && k < adapters_.size(); ++k)  // unmerged DoRA: lora_linear's CPU fp32 path
-    if (adapters_[k].second->config().use_dora && (be_->device() != Device::CPU || act != DType::F32))
-      throw Error("{}: a DoRA adapter (use_dora: true) runs unmerged on the CPU backend with fp32 activations only; "
-                  "use --device cpu --dtype f32, or --merge",
-                  (fs::path(o.adapters[k]) / "adapter_config.json").string());
+  for (size_t k = 0; !o.merge && k < adapters_.size(); ++k) {  // unmerged DoRA: lora_linear's CPU paths
+    if (!adapters_[k].second->config().use_dora) continue;
+    const std::string cfg = (fs::path(o.adapters[k]) / "adapter_config.json").string();
+    if (be_->device() != Device::CPU)
+      throw Error(
+          "{}: a DoRA adapter (use_dora: true) runs unmerged on the CPU backend only (its CUDA kernels have not "
+          "been checked on a GPU yet); use --device cpu, or --merge",
+          cfg);
+    if (model_->weights().quantized() && act == DType::BF16)
+      throw Error(
+          "{}: a DoRA adapter (use_dora: true) on a 4-bit base runs with fp32 compute only (PEFT's bitsandbytes "
+          "DoRA layer takes another path under bf16); use --dtype f32",
+          cfg);
+  }
 
   // The tokenizer the adapter was trained with, else the base model's.
   fs::path tok_dir = dir;

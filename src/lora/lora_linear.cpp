@@ -10,22 +10,35 @@ namespace lorafit {
 
 namespace {
 
-// DoRA's elementwise steps run on host memory: DoRA is CPU-only with fp32 activations.
-void require_dora_cpu(Backend& be, DType act) {
-  if (be.device() != Device::CPU || act != DType::F32)
-    throw Error("a DoRA adapter (use_dora) runs on the CPU backend with fp32 activations only, not {} with {}; use "
-                "--device cpu and --dtype f32 (or merge it into the weights: --merge)",
-                be.name(), dtype_name(act));
+// DoRA's CUDA kernels (backend.h "DoRA") have not run on a GPU yet (their parity rows skip
+// without one): until they have, every DoRA entry point refuses a non-CPU backend, here too so
+// that no caller (serve's per-request adapters included) reaches them unchecked.
+void require_dora_checked_backend(Backend& be) {
+  if (be.device() != Device::CPU)
+    throw Error(
+        "a DoRA adapter (use_dora) runs on the CPU backend only, not {} (its CUDA kernels have not been checked on "
+        "a GPU yet); use --device cpu (or merge it into the weights: --merge)",
+        be.name());
 }
 
-// c (O) = m / n, as PEFT's mag_norm_scale.
-std::vector<float> dora_scale(const LoraWeights& l) {
-  const int64_t O = l.m.numel();
-  const float* m = l.m.as<float>();
-  const float* n = l.norm.as<float>();
-  std::vector<float> c(static_cast<size_t>(O));
-  for (int64_t o = 0; o < O; ++o) c[static_cast<size_t>(o)] = m[o] / n[o];
-  return c;
+// A device buffer for the duration of one call (freed on every path out).
+struct ScopedBuffer {
+  Backend& be;
+  void* p;
+  ScopedBuffer(Backend& b, size_t bytes) : be(b), p(bytes > 0 ? b.alloc(bytes) : nullptr) {}
+  ~ScopedBuffer() {
+    if (p != nullptr) be.free(p);
+  }
+  ScopedBuffer(const ScopedBuffer&) = delete;
+  ScopedBuffer& operator=(const ScopedBuffer&) = delete;
+};
+
+// A (rows, cols) view of dtype dt starting byte_offset bytes into a scratch buffer.
+Tensor scratch_view(Tensor buf, DType dt, size_t byte_offset, int64_t rows, int64_t cols) {
+  LF_CHECK(!buf.empty() && buf.nbytes() >= byte_offset + static_cast<size_t>(rows * cols) * dtype_size(dt),
+           "LoRA scratch {} {} for {} ({}, {}) at byte {}", dtype_name(buf.dtype), buf.shape_str(), dtype_name(dt),
+           rows, cols, byte_offset);
+  return Tensor(static_cast<uint8_t*>(buf.data) + byte_offset, dt, {rows, cols}, buf.device);
 }
 
 // The first rows·cols elements of a scratch buffer as a (rows, cols) matrix.
@@ -68,7 +81,7 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, cons
   if (lora == nullptr || lora->empty()) return;
   LF_CHECK(saved != nullptr && !saved->xa.empty(), "LoRA forward needs a saved xa buffer");
   if (lora->dora()) {
-    dora_weight_norm(be, W, *lora);
+    dora_weight_norm(be, W, *lora, y.dtype);
     dora_forward(be, y, x, W, *lora, *saved, training);
     return;
   }
@@ -95,7 +108,7 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, std:
       LoraSaved s;
       s.xa = xa;
       s.dora = scratch.dora;
-      dora_weight_norm(be, W, *g.w);
+      dora_weight_norm(be, W, *g.w, y.dtype);
       dora_forward(be, y.rows(g.begin, g.end), x.rows(g.begin, g.end), W, *g.w, s, false);
       continue;
     }
@@ -103,34 +116,31 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, std:
   }
 }
 
-void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora) {
-  require_dora_cpu(be, DType::F32);
+void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora, DType act) {
+  require_dora_checked_backend(be);
   const int64_t O = W.dim(0), I = W.dim(1), r = lora.A.dim(0);
   LF_CHECK(lora.norm.numel() == O && lora.B.dim(0) == O && lora.A.dim(1) == I, "DoRA norm shapes");
+  const bool bf16 = act == DType::BF16;
   constexpr int64_t kRows = 64;  // rows of B·A per GEMM: bounded scratch for any O
-  std::vector<float> ba(static_cast<size_t>(kRows * I));  // (rows, I) B[rows]·A
-  std::vector<float> w(static_cast<size_t>(I));           // (I) one row of W in fp32
-  float* n = lora.norm.as<float>();
-  const size_t esz = dtype_size(W.dtype);
+  const ScopedBuffer ba(be, static_cast<size_t>(kRows * I) * sizeof(float));  // (rows, I) B[rows]·A
+  // bf16 (autocast): lora_weight = lora_B(lora_A(eye)).T is a bf16 GEMM of bf16(B) and bf16(A)
+  // (the bf16 matmul rounds the F32 A on the fly); dora_norm rounds it and s·it to bf16.
+  const ScopedBuffer b16(be, bf16 ? static_cast<size_t>(O * r) * 2 : 0);
+  Tensor B = lora.B;
+  if (bf16) {
+    B = Tensor(b16.p, DType::BF16, {O, r}, be.device());
+    be.convert(B, lora.B);
+  }
   for (int64_t o0 = 0; o0 < O; o0 += kRows) {
     const int64_t rows = std::min(kRows, O - o0);
-    const Tensor Bs(lora.B.as<float>() + o0 * r, DType::F32, {rows, r}, be.device());
-    be.matmul(Tensor(ba.data(), DType::F32, {rows, I}), Bs, false, lora.A, false, 1.f, 0.f);
-    for (int64_t i = 0; i < rows; ++i) {
-      convert_to_f32(w.data(), static_cast<const uint8_t*>(W.data) + static_cast<size_t>((o0 + i) * I) * esz, W.dtype,
-                     w.size());
-      double ss = 0;
-      for (int64_t k = 0; k < I; ++k) {
-        const float v = w[static_cast<size_t>(k)] + lora.scale * ba[static_cast<size_t>(i * I + k)];  // weight + scaling·lora_weight
-        ss += static_cast<double>(v) * v;
-      }
-      n[o0 + i] = static_cast<float>(std::sqrt(ss));
-    }
+    const Tensor t(ba.p, DType::F32, {rows, I}, be.device());
+    be.matmul(t, B.rows(o0, o0 + rows), false, lora.A, false, 1.f, 0.f);
+    be.dora_norm(lora.norm.rows(o0, o0 + rows), W.rows(o0, o0 + rows), t, lora.scale, bf16);
   }
 }
 
 void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& lora, LoraSaved& saved, bool training) {
-  require_dora_cpu(be, y.dtype);
+  require_dora_checked_backend(be);
   const int64_t N = y.dim(0), O = y.dim(1);
   Tensor in = x;  // xd: PEFT drops x out once, for both W and the LoRA branch
   if (training && lora.dropout > 0.f) {
@@ -139,55 +149,84 @@ void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& 
     in = saved.xdrop;
   }
   be.matmul(saved.xa, in, false, lora.A, true, 1.f, 0.f);  // (N, r)
-  const Tensor u = part(saved.dora, N, O);                 // (N, O)
-  const std::vector<float> c = dora_scale(lora);
-  float* py = y.as<float>();
-  const float* pu = u.as<float>();
-  be.matmul(u, in, false, W, true, 1.f, 0.f);  // F.linear(xd, W): no bias
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t o = 0; o < O; ++o) py[n * O + o] += (c[static_cast<size_t>(o)] - 1.f) * pu[n * O + o];
-  be.matmul(u, saved.xa, false, lora.B, true, 1.f, 0.f);  // lora_B(lora_A(xd))
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t o = 0; o < O; ++o) py[n * O + o] += c[static_cast<size_t>(o)] * pu[n * O + o] * lora.scale;
+  // t1 = F.linear(xd, W) (no bias), t2 = lora_B(lora_A(xd)); bf16 GEMMs in a bf16 run.
+  const size_t bytes = static_cast<size_t>(N * O) * dtype_size(y.dtype);
+  const Tensor t1 = scratch_view(saved.dora, y.dtype, 0, N, O), t2 = scratch_view(saved.dora, y.dtype, bytes, N, O);
+  be.matmul(t1, in, false, W, true, 1.f, 0.f);
+  be.matmul(t2, saved.xa, false, lora.B, true, 1.f, 0.f);
+  be.dora_combine(y, t1, t2, lora.m, lora.norm, lora.scale);
 }
 
 namespace {
 
+// DoRA's backward with BF16 activations: autograd of dora_forward's bf16 form (PEFT under autocast).
+// With g = fp32(dy): db = fp32(g·s) is the gradient of c·t2; dt2 = bf16(db·c), dt1 = bf16(g·(c − 1))
+// (each cast back to its bf16 tensor); dm += (Σ_rows g·t1 + Σ_rows db·t2) / n. Then lora_B and
+// lora_A's bf16 GEMMs as plain LoRA's (dB/dA each a bf16 tensor before += into fp32), and the
+// input gradient: bf16(dt1·W) and bf16(dxa·bf16(A)) summed in fp32 (xd's dtype), dropout's
+// backward in fp32, cast to bf16 (x.to(fp32)'s backward), added to dx in bf16.
+// scratch.dora: ≥ 2·N·max(O, I) fp32; halves P | Q.
+void dora_backward_bf16(Backend& be, Tensor dx, Tensor dy, Tensor in, const LoraWeights& lora, const LoraSaved& saved,
+                        bool dropped, Tensor W, const LoraGradScratch& scratch) {
+  const int64_t N = dy.dim(0), O = dy.dim(1), I = W.dim(1), r = lora.A.dim(0);
+  const size_t q_off = scratch.dora.nbytes() / 2;  // Q: the second half
+  const Tensor t1 = scratch_view(scratch.dora, DType::BF16, 0, N, O);
+  const Tensor t2 = scratch_view(scratch.dora, DType::BF16, static_cast<size_t>(N * O) * 2, N, O);
+  LF_CHECK(static_cast<size_t>(N * O) * 4 <= q_off, "DoRA bf16 scratch {} for ({}, {})", scratch.dora.shape_str(), N,
+           O);
+  be.matmul(t1, in, false, W, true, 1.f, 0.f);             // F.linear(xd, W), recomputed
+  be.matmul(t2, saved.xa, false, lora.B, true, 1.f, 0.f);  // lora_B(xa), recomputed
+  be.dora_backward_scale(lora.dm, t1, t2, dy, lora.m, lora.norm, lora.scale);  // dm; t1, t2 -> dt1, dt2
+  const Tensor dB16 = part(scratch.dw, O, r), dA16 = part(scratch.dw, r, I);
+  be.matmul(dB16, t2, true, saved.xa, false, 1.f, 0.f);  // bf16(dt2ᵀ·xa)
+  be.add(lora.dB, lora.dB, dB16);
+  be.matmul(scratch.dxa, t2, false, lora.B, false, 1.f, 0.f);  // dxa = bf16(dt2·bf16(B))
+  be.matmul(dA16, scratch.dxa, true, in, false, 1.f, 0.f);     // bf16(dxaᵀ·xd)
+  be.add(lora.dA, lora.dA, dA16);
+  if (dx.empty()) return;
+  const Tensor d1 = part(scratch.dys, N, I);  // (N, I) bf16
+  const Tensor d2 = scratch_view(scratch.dora, DType::BF16, q_off, N, I);
+  be.matmul(d1, t1, false, W, false, 1.f, 0.f);                // bf16(dt1·W)
+  be.matmul(d2, scratch.dxa, false, lora.A, false, 1.f, 0.f);  // bf16(dxa·bf16(A))
+  if (!dropped) {
+    be.add(d1, d1, d2);  // the fp32 sum, rounded once to bf16
+  } else {
+    const Tensor f = scratch_view(scratch.dora, DType::F32, 0, N, I);  // P (t1 is spent)
+    be.add(f, d1, d2);
+    be.dropout(f, f, lora.dropout, saved.dropout_seed);  // same mask, same 1/(1−p), in fp32
+    be.convert(d1, f);
+  }
+  be.add(dx, dx, d1);
+}
+
 void dora_backward(Backend& be, Tensor dx, Tensor dy, Tensor in, const LoraWeights& lora, const LoraSaved& saved,
                    bool dropped, Tensor W, const LoraGradScratch& scratch) {
-  require_dora_cpu(be, dy.dtype);
+  require_dora_checked_backend(be);
   LF_CHECK(!lora.dm.empty(), "DoRA backward needs a dm view");
+  if (dy.dtype == DType::BF16) {
+    dora_backward_bf16(be, dx, dy, in, lora, saved, dropped, W, scratch);
+    return;
+  }
   const int64_t N = dy.dim(0), O = dy.dim(1);
   const Tensor S = part(scratch.dora, N, O);  // (N, O)
-  float* ps = S.as<float>();
-  const float* pdy = dy.as<float>();
-  const float* n = lora.norm.as<float>();
-  const std::vector<float> c = dora_scale(lora);
-  // dm = Σ_rows dy⊙v / n, v = xd·Wᵀ + s·xa·Bᵀ (what c multiplies; ∂c/∂m = 1/n).
+  const Tensor S2 = scratch_view(scratch.dora, DType::F32, static_cast<size_t>(N * O) * sizeof(float), N, O);
+  // dm = Σ_rows dy⊙v / n, v = xd·Wᵀ + s·xa·Bᵀ (what c multiplies; ∂c/∂m = 1/n); then S = c⊙dy,
+  // the LoRA branch's gradient, and S2 = (c − 1)⊙dy, the (c − 1)⊙(xd·Wᵀ) term's.
   be.matmul(S, in, false, W, true, 1.f, 0.f);
   be.matmul(S, saved.xa, false, lora.B, true, lora.scale, 1.f);
-  std::vector<double> dc(static_cast<size_t>(O), 0.0);
-  for (int64_t r = 0; r < N; ++r)
-    for (int64_t o = 0; o < O; ++o) dc[static_cast<size_t>(o)] += static_cast<double>(pdy[r * O + o]) * ps[r * O + o];
-  float* dm = lora.dm.as<float>();
-  for (int64_t o = 0; o < O; ++o) dm[o] += static_cast<float>(dc[static_cast<size_t>(o)] / n[o]);
-  // The LoRA branch sees g = c⊙dy.
-  for (int64_t r = 0; r < N; ++r)
-    for (int64_t o = 0; o < O; ++o) ps[r * O + o] = c[static_cast<size_t>(o)] * pdy[r * O + o];
+  be.dora_backward_scale(lora.dm, S, S2, dy, lora.m, lora.norm, lora.scale);
   be.matmul(lora.dB, S, true, saved.xa, false, lora.scale, 1.f);     // dB += s·gᵀ·xa
   be.matmul(scratch.dxa, S, false, lora.B, false, lora.scale, 0.f);  // dxa = s·g·B
   be.matmul(lora.dA, scratch.dxa, true, in, false, 1.f, 1.f);        // dA += dxaᵀ·xd
   if (dx.empty()) return;
   // The (c − 1)⊙(xd·Wᵀ) term's input gradient joins the branch's before drop⁻¹.
-  for (int64_t r = 0; r < N; ++r)
-    for (int64_t o = 0; o < O; ++o) ps[r * O + o] = (c[static_cast<size_t>(o)] - 1.f) * pdy[r * O + o];
   Tensor d = dx;
   if (dropped) {
     LF_CHECK(!scratch.dxin.empty(), "LoRA backward with dropout needs a dxin scratch buffer");
     d = scratch.dxin;
-    be.matmul(d, S, false, W, false, 1.f, 0.f);
+    be.matmul(d, S2, false, W, false, 1.f, 0.f);
   } else {
-    be.matmul(d, S, false, W, false, 1.f, 1.f);
+    be.matmul(d, S2, false, W, false, 1.f, 1.f);
   }
   be.matmul(d, scratch.dxa, false, lora.A, false, 1.f, 1.f);
   if (!dropped) return;

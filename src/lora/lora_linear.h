@@ -2,7 +2,9 @@
 //   y = x·Wᵀ + b + s·((drop(x)·Aᵀ)·Bᵀ),  s = alpha/r (alpha/√r with rsLoRA)
 // and with DoRA (PEFT 0.13.2 lora/layer.py + dora.py; xd = drop(x), dropped once):
 //   y = x·Wᵀ + b + (c − 1)⊙(xd·Wᵀ) + c⊙(s·(xd·Aᵀ)·Bᵀ),  c = m / n,  n = ‖W + s·B·A‖ per row,
-// n detached (no gradient flows through it), m (O) trained. fp32 activations only.
+// n detached (no gradient flows through it), m (O) trained. fp32 or bf16 activations (bf16: the
+// rounding points of PEFT under torch.autocast, docs/precision.md). The arithmetic between the
+// GEMMs is the backend's dora_* ops (backend.h).
 // Layer code calls linear_forward for every projection, with or without an adapter.
 #pragma once
 #include <cstdint>
@@ -32,7 +34,7 @@ struct LoraSaved {
   Tensor xa;      // (N, r)  drop(x)·Aᵀ
   Tensor xdrop;   // (N, I)  drop(x); empty when p == 0 or not training
   Tensor branch;  // (N, ≥ O) bf16 runs only: scratch for s·(xa·Bᵀ), viewed as (N, O)
-  Tensor dora;    // (N, ≥ O) F32 DoRA only: scratch for xd·Wᵀ and xa·Bᵀ, viewed as (N, O)
+  Tensor dora;    // DoRA only, scratch for t1 = xd·Wᵀ and t2 = xa·Bᵀ: ≥ 2·N·O of y's dtype
   uint64_t dropout_seed = 0;
 };
 
@@ -60,8 +62,9 @@ void linear_forward(Backend& be, Tensor y, Tensor x, Tensor W, Tensor bias, std:
 
 // DoRA: lora.norm (O) = ‖W + s·B·A‖ per output row, as PEFT's get_weight_norm in fp32:
 // v = w + s·(B·A) elementwise in fp32, the row's sum of squares in double, rounded once.
-// W (O, I) F32/BF16/F16 in host memory (CPU backend). linear_forward calls it every time.
-void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora);
+// act BF16 (autocast): v = w + bf16(s·bf16(bf16(B)·bf16(A))) (lora_weight is a bf16 GEMM's output).
+// W (O, I) F32/BF16/F16 on the backend. linear_forward calls it every time.
+void dora_weight_norm(Backend& be, Tensor W, const LoraWeights& lora, DType act = DType::F32);
 // DoRA's branch on top of y = x·Wᵀ + b with lora.norm as it stands (linear_forward computes it
 // first; finite-difference tests hold it fixed, as PEFT's detach does).
 void dora_forward(Backend& be, Tensor y, Tensor x, Tensor W, const LoraWeights& lora, LoraSaved& saved, bool training);
@@ -72,7 +75,8 @@ struct LoraGradScratch {
   Tensor dxin; // (N, I) gradient of drop(x); needed only when dropout was active
   Tensor dys;  // (N, ≥ max(O, I)) bf16 runs: s·dy rounded to bf16, then the bf16 dx piece
   Tensor dw;   // (≥ max(O·r, r·I)) bf16 runs: the micro-batch's dB or dA in bf16 before += into F32
-  Tensor dora; // (N, ≥ O) F32 DoRA: xd·(W + s·B·A)ᵀ, then c⊙dy, then (c − 1)⊙dy
+  Tensor dora;  // DoRA: ≥ 2·N·O F32: xd·(W + s·B·A)ᵀ, then c⊙dy | (c − 1)⊙dy;
+                // bf16 runs: ≥ 2·N·max(O, I) F32 (t1, t2 and the input-gradient pieces)
 };
 
 // The backward of linear_forward with frozen W and bias:
@@ -85,6 +89,7 @@ struct LoraGradScratch {
 // DoRA (n from the forward, detached; xd = drop(x); g = c⊙dy):
 //   dm += Σ_rows dy⊙(xd·Wᵀ + s·xa·Bᵀ) / n;  dB += s·gᵀ·xa;  dxa = s·g·B;  dA += dxaᵀ·xd;
 //   dx = dy·W + drop⁻¹(((c − 1)⊙dy)·W + dxa·A).
+// DoRA with BF16 activations: the roundings of autograd under autocast (lora_linear.cpp).
 void linear_backward(Backend& be, Tensor dx, Tensor dy, Tensor x, Tensor W, const LoraWeights* lora,
                      const LoraSaved* saved, bool training, LoraGradScratch scratch);
 

@@ -40,13 +40,13 @@ void LoraMix::set(std::span<const LoraRowGroup> groups) {
         rows.push_back({g.begin, g.end, w});
         xa_need = std::max(xa_need, (g.end - g.begin) * w->A.dim(0));  // (rows, r)
         branch_need = std::max(branch_need, (g.end - g.begin) * w->B.dim(0));  // (rows, O)
-        if (w->dora()) dora_need = std::max(dora_need, (g.end - g.begin) * w->B.dim(0));  // (rows, O)
+        // DoRA: t1 and t2, two (rows, O) of the activation dtype
+        if (w->dora()) dora_need = std::max(dora_need, 2 * (g.end - g.begin) * w->B.dim(0));
       }
     }
   grow(xa_buf_, xa_have_, xa_need, scratch_.xa);
   if (act_ == DType::BF16) grow(branch_buf_, branch_have_, branch_need, scratch_.branch);
-  // DoRA's (rows, O) scratch is fp32; in a bf16 run lora_linear refuses DoRA by name instead.
-  if (act_ == DType::F32) grow(dora_buf_, dora_have_, dora_need, scratch_.dora);
+  grow(dora_buf_, dora_have_, dora_need, scratch_.dora);
 }
 
 std::span<const LoraRows> LoraMix::rows(int layer, Proj p) const {

@@ -115,14 +115,21 @@ void lora_init_peft(LoraParams& p, uint64_t seed, bool round_A_to_bf16) {
   p.upload_params(h);
 }
 
-void lora_init_dora_magnitude(LoraParams& p, const std::function<Tensor(const LinearModule&)>& weight) {
+void lora_init_dora_magnitude(LoraParams& p, const std::function<Tensor(const LinearModule&)>& weight,
+                              DType norm_dtype) {
   if (!p.config().use_dora) return;
   Backend& be = p.backend();
   for (const LinearModule& m : p.modules()) {
     const LoraWeights* w = p.weights(m.layer, m.proj);
     LF_CHECK(w && w->dora(), "DoRA magnitude of {}", m.name);
-    dora_weight_norm(be, weight(m), *w);  // n = ‖W + s·B·A‖: PEFT's init in the weight dtype (fp32 here)
-    std::memcpy(w->m.data, w->norm.data, w->m.nbytes());  // m = n (host memory: CPU backend)
+    dora_weight_norm(be, weight(m), *w);  // n = ‖W + s·B·A‖ (B = 0: no bf16 rounding of s·B·A to model)
+    std::vector<float> mag(static_cast<size_t>(w->m.numel()));  // m = n, rounded as PEFT's .to(dtype)
+    be.download(mag.data(), w->norm.data, w->norm.nbytes());
+    for (float& v : mag)
+      v = norm_dtype == DType::BF16  ? bf16_to_f32(f32_to_bf16(v))
+          : norm_dtype == DType::F16 ? f16_to_f32(f32_to_f16(v))
+                                     : v;
+    be.upload(w->m.data, mag.data(), w->m.nbytes());
   }
 }
 

@@ -82,9 +82,12 @@ class LoraParams {
 void lora_init_peft(LoraParams& p, uint64_t seed, bool round_A_to_bf16);
 
 // DoRA's init (PEFT dora_init): m = ‖W + s·B·A‖ per output row (= ‖W‖ while B = 0), with
-// `weight(module)` the base weight (O, I) of each adapted module (host memory: CPU backend).
-// No-op without use_dora.
-void lora_init_dora_magnitude(LoraParams& p, const std::function<Tensor(const LinearModule&)>& weight);
+// `weight(module)` the base weight (O, I) of each adapted module (on the backend),
+// rounded to `norm_dtype` and kept in fp32: PEFT computes the init norm in the dtype of
+// W + s·B·A, which is a 16-bit base's own dtype (A and B were moved to it) but fp32 on a 4-bit
+// base (A, B stay fp32 and promote the dequantized weight). No-op without use_dora.
+void lora_init_dora_magnitude(LoraParams& p, const std::function<Tensor(const LinearModule&)>& weight,
+                              DType norm_dtype = DType::F32);
 
 // Fills every A/B (and DoRA m) from tensors found by `find(PEFT key)` (nullptr = missing), checking shape
 // and dtype (F32, BF16 or F16, converted to fp32). `label` names the source in messages.

@@ -130,9 +130,12 @@ ActivationArena::ActivationArena(Backend& be, const ModelConfig& cfg, const Aren
   // autocast): one (N, max O) buffer shared by the projections, in the forward and backward.
   const bool branch = lora && act_ == DType::BF16;
   if (branch) add("lora_branch", act_, {kN, max_out});
-  // DoRA: one (N, max O) fp32 scratch for xd·Wᵀ / xa·Bᵀ in the forward and the backward's
-  // c⊙dy pieces; each use is transient, so the projections and both passes share it.
-  if (lora && lora->config().use_dora) add("lora_dora", DType::F32, {kN, max_out});
+  // DoRA: one fp32 scratch for xd·Wᵀ and xa·Bᵀ in the forward (two (N, max O)) and the
+  // backward's c⊙dy and (c − 1)⊙dy; each use is transient, so the projections and both passes
+  // share it. A bf16 run's backward keeps two bf16 (N, I) input-gradient pieces or their fp32
+  // sum there too.
+  if (lora && lora->config().use_dora)
+    add("lora_dora", DType::F32, {kN, 2 * (act_ == DType::BF16 ? std::max(max_out, max_in) : max_out)});
   for (int j = 0; j < layer_sets_; ++j) {
     layer_first_.push_back(buffers_.size());
     for (const auto& sp : kLayerActs)

@@ -137,7 +137,7 @@ const std::vector<SettingKey>& setting_keys() {
       key_of("quantization_bit", &S::quantization_bit, "4: QLoRA, base weights quantized to 4 bits at load (0: none)"),
       key_of("quantization_type", &S::quantization_type, "nf4 or fp4: the 4-bit code (with quantization_bit 4)"),
       key_of("double_quantization", &S::double_quantization, "quantize the 4-bit absmax values too (bitsandbytes)"),
-      key_of("use_dora", &S::use_dora, "DoRA: a trained magnitude per output row (PEFT use_dora; cpu, fp32)"),
+      key_of("use_dora", &S::use_dora, "DoRA: a trained magnitude per output row (PEFT use_dora; cpu backend)"),
       key_of("logging_steps", &S::logging_steps, "log every N steps"),
       key_of("save_steps", &S::save_steps, "checkpoint every N steps"),
       key_of("save_total_limit", &S::save_total_limit, "keep at most N checkpoints (<=0: all)"),
@@ -336,16 +336,13 @@ QuantConfig train_quant_config(const TrainSettings& s) {
 
 void refuse_unsupported_dora(const TrainSettings& s, const std::string& what) {
   if (s.device == "cuda")
-    throw Error("{}: DoRA runs on the CPU backend only (the CUDA backend has no DoRA kernels yet); use --device cpu, "
-                "or train plain LoRA on cuda (--use_dora false)",
+    throw Error("{}: DoRA runs on the CPU backend only (its CUDA kernels have not been checked on a GPU yet); use "
+                "--device cpu, or train plain LoRA on cuda (--use_dora false)",
                 what);
-  if (train_act_dtype(s) == DType::BF16)
-    throw Error("{}: DoRA trains with fp32 activations only; bf16 mixed precision with DoRA (PEFT rounds the weight "
-                "norm to the weight dtype under autocast) is not implemented; use --bf16 false",
-                what);
-  if (s.quantization_bit != 0)
-    throw Error("{}: DoRA on a 4-bit (QLoRA) base is not implemented (the norm needs the dequantized weight); use "
-                "--quantization_bit 0, or plain LoRA on the 4-bit base",
+  if (s.quantization_bit != 0 && train_act_dtype(s) == DType::BF16)
+    throw Error("{}: DoRA on a 4-bit (QLoRA) base trains with fp32 compute only; under bf16 autocast PEFT's "
+                "bitsandbytes DoRA layer takes another path (the norm summed in bf16, an fp32 layer output), which is "
+                "not implemented; use --bf16 false, or --quantization_bit 0 for bf16 DoRA",
                 what);
 }
 

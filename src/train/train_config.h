@@ -76,7 +76,7 @@ struct TrainSettings {
   int64_t quantization_bit = 0;             // 0: none
   std::string quantization_type = "nf4";    // nf4 | fp4
   bool double_quantization = true;          // quantize the absmax values too
-  bool use_dora = false;  // PEFT use_dora: CPU backend, fp32 activations only (refused otherwise)
+  bool use_dora = false;  // PEFT use_dora: CPU backend; fp32 compute on a 4-bit base (refused otherwise)
 
   // ---- logging, evaluation, checkpoints ----
   int64_t logging_steps = 10;
@@ -140,8 +140,8 @@ void validate_settings(const TrainSettings& s);
 // The activation dtype of the run: bf16 true → BF16, false → F32, auto → BF16 on cuda, F32 on cpu.
 DType train_act_dtype(const TrainSettings& s);
 
-// DoRA (from --use_dora or an adapter's use_dora) needs the CPU backend and fp32 activations:
-// Error "<what>: ..." naming the setting to change otherwise.
+// DoRA (from --use_dora or an adapter's use_dora) needs the CPU backend, and fp32 compute on a
+// 4-bit base: Error "<what>: ..." naming the setting to change otherwise.
 void refuse_unsupported_dora(const TrainSettings& s, const std::string& what);
 
 }  // namespace lorafit

@@ -69,8 +69,10 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
   p.activations = es * (s.gradient_checkpointing ? (L + 1) * N * C + 2 * per_set : (L + 1) * per_set);
   // Workspace: the lm-head + CE chunks and the row buffers (N·C) plus a margin for BLAS/threads.
   p.workspace = es * (4 * N * C + N * 4096.0) + 64.0 * 1024 * 1024;
-  // DoRA: one fp32 (N, max O) scratch (xd·Wᵀ, c⊙dy), and a (64, max I) row block of B·A.
-  if (lc.use_dora) p.workspace += 4 * (N * max_out + 64.0 * std::max(C, F));
+  // DoRA: one fp32 2·(N, max O) scratch (xd·Wᵀ and xa·Bᵀ, c⊙dy and (c − 1)⊙dy; bf16: 2·N·max(O, I)),
+  // and a (64, max I) row block of B·A.
+  if (lc.use_dora)
+    p.workspace += 4 * (2 * N * (act == DType::BF16 ? std::max({max_out, C, F}) : max_out) + 64.0 * std::max(C, F));
   const sys::MemoryBudget budget = sys::memory_budget();  // MemAvailable, cgroup v1/v2, RLIMIT_AS
   p.available = static_cast<double>(budget.available_bytes);
   p.available_source = budget.source;

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lora/lora_adapter.h"
+#include "train/dora_init.h"
 #include "train/trainer_run.h"
 #include "util/error.h"
 #include "util/parse.h"
@@ -178,11 +179,7 @@ void load_model(Run& r) {
     load_peft_adapter_weights(s.adapter_name_or_path, *r.lora);
   } else {
     lora_init_peft(*r.lora, static_cast<uint64_t>(s.seed), r.model->weights().dtype() == DType::BF16);
-    lora_init_dora_magnitude(*r.lora, [&](const LinearModule& m) {
-      for (const ParamInfo& pi : r.model->weights().params())
-        if (pi.name == m.name + ".weight") return pi.tensor;
-      throw Error("DoRA init: no weight {}.weight in {}", m.name, s.model_name_or_path);
-    });
+    init_dora_magnitude_from_base(*r.lora, *r.model);
   }
 }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # DoRA end to end on stories260K: `lorafit train --use_dora true` writes a PEFT-shaped DoRA
 # adapter (use_dora true, a lora_magnitude_vector [O] per module), resumes bit for bit from a
-# checkpoint, and the adapter loads in generate (unmerged and --merge) and `lorafit merge`;
-# what DoRA cannot do is refused by name (bf16, cuda, GGUF LoRA export, unmerged bf16 inference).
+# checkpoint, and the adapter loads in generate (unmerged and --merge) and `lorafit merge`; bf16
+# mixed precision and a 4-bit base train and generate end to end (their numbers are checked by
+# test_train_bf16 and test_train_golden); what DoRA cannot do is refused by name (cuda, a 4-bit
+# base with bf16 compute, GGUF LoRA export).
 # Usage: bash dora.sh /path/to/lorafit /path/to/source-root
 set -euo pipefail
 BIN=$1 SRC=$2
@@ -56,14 +58,31 @@ expect_error() {  # expect_error PATTERN ARGS...
   [ "$(wc -l <"$W/err")" -eq 1 ] || fail "not one line for $*: $(cat "$W/err")"
   grep -q "^lorafit: error: .*$pattern" "$W/err" || fail "for $*: $(cat "$W/err") lacks '$pattern'"
 }
-expect_error "--use_dora true: DoRA trains with fp32 activations only" "${args[@]}" --output_dir "$W/x" --bf16 true
 expect_error "--use_dora true: DoRA runs on the CPU backend only" "${args[@]}" --output_dir "$W/y" --device cuda
+expect_error "--use_dora true: DoRA on a 4-bit (QLoRA) base trains with fp32 compute only" "${args[@]}" \
+  --output_dir "$W/z" --bf16 true --quantization_bit 4
 expect_error "cannot be written as a GGUF LoRA" export --model "$M" --adapter "$A" --format gguf-lora --output "$W/a.gguf"
-# (generate first prints its note that the f32 weights were rounded to bf16: drop it)
-if "$BIN" generate --adapter "$A" --dtype bf16 --input_ids 1,403 --max_new_tokens 2 >"$W/out" 2>"$W/err"; then
-  fail "exit 0 for unmerged DoRA in bf16"
+if "$BIN" generate --adapter "$A" --quantization_bit 4 --dtype bf16 --input_ids 1,403 --max_new_tokens 2 >"$W/out" 2>"$W/err"; then
+  fail "exit 0 for unmerged DoRA on a 4-bit base in bf16"
 fi
-grep -v "^note: " "$W/err" | grep -qx "lorafit: error: $A/adapter_config.json: a DoRA adapter (use_dora: true) runs unmerged on the CPU backend with fp32 activations only; use --device cpu --dtype f32, or --merge" ||
-  fail "bf16 DoRA: $(cat "$W/err")"
-[ ! -e "$W/x" ] && [ ! -e "$W/y" ] && [ ! -e "$W/a.gguf" ] || fail "refused runs left output"
+grep -v "^note: " "$W/err" | grep -q "^lorafit: error: $A/adapter_config.json: a DoRA adapter (use_dora: true) on a 4-bit base runs with fp32 compute only" ||
+  fail "4-bit bf16 DoRA: $(cat "$W/err")"
+[ ! -e "$W/y" ] && [ ! -e "$W/z" ] && [ ! -e "$W/a.gguf" ] || fail "refused runs left output"
+
+# bf16 mixed precision (with LoRA dropout: its fp32 backward between the bf16 pieces): trains,
+# writes the same PEFT layout, and generates unmerged in bf16.
+"$BIN" "${args[@]}" --output_dir "$W/bf16" --bf16 true --lora_dropout 0.1 --save_steps 4 > "$W/log3.txt" 2>&1 ||
+  { cat "$W/log3.txt"; fail "bf16 DoRA train exited non-zero"; }
+grep -q '"use_dora": true' "$W/bf16/final/adapter_config.json" || fail "bf16 adapter_config.json"
+b=$("$BIN" generate --adapter "$W/bf16/final" --dtype bf16 --input_ids 1,403,407 --max_new_tokens 4 --json) ||
+  fail "bf16 DoRA generate"
+echo "bf16 dora adapter: $b"
+
+# A 4-bit (NF4) base with fp32 compute: trains, and generates unmerged on the 4-bit base.
+"$BIN" "${args[@]}" --output_dir "$W/q4" --quantization_bit 4 --save_steps 4 > "$W/log4.txt" 2>&1 ||
+  { cat "$W/log4.txt"; fail "4-bit DoRA train exited non-zero"; }
+grep -q "QLoRA: the projection weights are quantized" "$W/log4.txt" || fail "4-bit run did not say it quantized"
+q=$("$BIN" generate --adapter "$W/q4/final" --quantization_bit 4 --input_ids 1,403,407 --max_new_tokens 4 --json) ||
+  fail "4-bit DoRA generate"
+echo "4-bit dora adapter: $q"
 echo "dora.sh: ok"

@@ -328,6 +328,58 @@ TEST_P(BackwardOps, AdamWMatchesTorch) {
   expect_close(gp.download<float>(), to_double(want_p), bp, "adamw p");
 }
 
+// dora_backward_scale (backend.h "DoRA"): the scaled gradients are elementwise fp32 ops, equal
+// exactly; dm's row sums are double sums over the rows in row order on every backend (one
+// thread per column on CUDA), then one fp32 division and add: exact too.
+TEST_P(BackwardOps, DoraBackwardScale) {
+  const int64_t N = 23, O = 300;  // O over a CUDA block of columns, not a multiple of it
+  const float s = 1.5f;
+  auto a = random_floats(static_cast<size_t>(N * O), 180, -2.f, 2.f), b = random_floats(a.size(), 181),
+       dy = random_floats(a.size(), 182), m = random_floats(static_cast<size_t>(O), 183, 0.5f, 2.f),
+       n = random_floats(static_cast<size_t>(O), 184, 0.5f, 2.f), dm0 = random_floats(static_cast<size_t>(O), 185);
+  GuardedBuffer gm = upload_guarded(be(), m), gn = upload_guarded(be(), n);
+  for (DType at : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(dtype_name(at));
+    const bool f32 = at == DType::F32;
+    const std::vector<uint16_t> a16 = to_bf16(a), b16 = to_bf16(b), dy16 = to_bf16(dy);
+    GuardedBuffer ga = f32 ? upload_guarded(be(), a) : upload_guarded(be(), a16);
+    GuardedBuffer gb = f32 ? upload_guarded(be(), b) : upload_guarded(be(), b16);
+    GuardedBuffer gdy = f32 ? upload_guarded(be(), dy) : upload_guarded(be(), dy16);
+    GuardedBuffer gdm = upload_guarded(be(), dm0);
+    be().dora_backward_scale(gdm.tensor(DType::F32, {O}), ga.tensor(at, {N, O}), gb.tensor(at, {N, O}),
+                             gdy.tensor(at, {N, O}), gm.tensor(DType::F32, {O}), gn.tensor(DType::F32, {O}), s);
+    const std::vector<float> got_dm = gdm.download<float>();
+    const std::vector<float> got_a = f32 ? ga.download<float>() : std::vector<float>(),
+                             got_b = f32 ? gb.download<float>() : std::vector<float>();
+    const std::vector<uint16_t> got_a16 = f32 ? std::vector<uint16_t>() : ga.download<uint16_t>(),
+                                got_b16 = f32 ? std::vector<uint16_t>() : gb.download<uint16_t>();
+    for (int64_t o = 0; o < O; ++o) {
+      const size_t oo = static_cast<size_t>(o);
+      const float c = m[oo] / n[oo];
+      double d1 = 0, d2 = 0;
+      for (int64_t r = 0; r < N; ++r) {
+        const size_t k = static_cast<size_t>(r * O + o);
+        const float g = f32 ? dy[k] : bf16_to_f32(dy16[k]);
+        if (f32) {
+          d1 += static_cast<double>(g) * a[k];
+          ASSERT_EQ(got_a[k], c * g) << k;
+          ASSERT_EQ(got_b[k], (c - 1.f) * g) << k;
+        } else {
+          const float gs = g * s;
+          d1 += static_cast<double>(g) * bf16_to_f32(a16[k]);
+          d2 += static_cast<double>(gs) * bf16_to_f32(b16[k]);
+          ASSERT_EQ(got_a16[k], f32_to_bf16(g * (c - 1.f))) << k;
+          ASSERT_EQ(got_b16[k], f32_to_bf16(gs * c)) << k;
+        }
+      }
+      const float want = f32 ? dm0[oo] + static_cast<float>(d1 / n[oo])
+                             : dm0[oo] + (static_cast<float>(d1) + static_cast<float>(d2)) / n[oo];
+      EXPECT_EQ(got_dm[oo], want) << "dm " << o;
+    }
+    EXPECT_TRUE(ga.guards_intact() && gb.guards_intact() && gdm.guards_intact());
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BackwardOps, ::testing::Values("cpu", "cuda"),
                          [](const auto& param_info) { return param_info.param; });
 

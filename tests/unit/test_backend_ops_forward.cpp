@@ -3,6 +3,7 @@
 // are not multiples of any block size, outputs carry guard bytes. Tolerances come from
 // backend_parity.h (fp32 rounding bounds; derivations beside each row).
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 
 #include "backend/cpu/kernels_forward.h"
@@ -376,6 +377,76 @@ TEST_P(ForwardOps, Dropout) {
   for (int64_t i = 0; i < n; ++i) same += (got[i] == 0.f) == (got2[i] == 0.f);
   EXPECT_NEAR(static_cast<double>(same) / n, p * p + (1 - p) * (1 - p), 0.02);
   EXPECT_TRUE(out.guards_intact() && out2.guards_intact());
+}
+
+// DoRA (backend.h "DoRA"). The references below are the ops' own definitions written as plain
+// fp32 steps (this file is built without FMA contraction on x86-64), so backends must agree
+// exactly except where a long sum's order is free: the norm's Σ v² is a double sum (a CUDA
+// block reduction adds in another order), so n may differ by one fp32 rounding: ≤ FLT_EPSILON·n.
+float round16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
+
+TEST_P(ForwardOps, DoraNorm) {
+  const int64_t R = 37, I = 301;  // rows not a multiple of the row block, I not of any vector width
+  const float s = 1.75f;
+  auto w = random_floats(static_cast<size_t>(R * I), 170), ba = random_floats(static_cast<size_t>(R * I), 171);
+  for (DType wt : {DType::F32, DType::BF16})
+    for (bool bf16_lora : {false, true}) {
+      SCOPED_TRACE(std::string(dtype_name(wt)) + (bf16_lora ? " bf16 lora" : " f32 lora"));
+      const std::vector<uint16_t> w16 = to_bf16(w);
+      GuardedBuffer gw = wt == DType::F32 ? upload_guarded(be(), w) : upload_guarded(be(), w16);
+      GuardedBuffer gba = upload_guarded(be(), ba), out(be(), R * 4);
+      be().dora_norm(out.tensor(DType::F32, {R}), gw.tensor(wt, {R, I}), gba.tensor(DType::F32, {R, I}), s, bf16_lora);
+      const std::vector<float> got = out.download<float>();
+      for (int64_t r = 0; r < R; ++r) {
+        double ss = 0;
+        for (int64_t k = 0; k < I; ++k) {
+          const size_t i = static_cast<size_t>(r * I + k);
+          const float wv = wt == DType::F32 ? w[i] : bf16_to_f32(w16[i]);
+          const float v = bf16_lora ? wv + round16(s * round16(ba[i])) : wv + s * ba[i];
+          ss += static_cast<double>(v) * v;
+        }
+        const float want = static_cast<float>(std::sqrt(ss));
+        EXPECT_NEAR(got[static_cast<size_t>(r)], want, FLT_EPSILON * want) << "row " << r;
+      }
+      EXPECT_TRUE(out.guards_intact());
+    }
+}
+
+// dora_combine: F32 y = (y + (c − 1)·t1) + (c·t2)·s; BF16 y = bf16(y + ((c − 1)·t1 + (c·t2)·s)),
+// c = m/n: elementwise fp32 ops in a fixed order, so every backend equals the reference exactly.
+TEST_P(ForwardOps, DoraCombine) {
+  const int64_t N = 29, O = 45;
+  const float s = 0.625f;
+  auto y = random_floats(static_cast<size_t>(N * O), 172, -3.f, 3.f), t1 = random_floats(y.size(), 173),
+       t2 = random_floats(y.size(), 174), m = random_floats(static_cast<size_t>(O), 175, 0.5f, 2.f),
+       n = random_floats(static_cast<size_t>(O), 176, 0.5f, 2.f);
+  GuardedBuffer gm = upload_guarded(be(), m), gn = upload_guarded(be(), n);
+  for (DType at : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(dtype_name(at));
+    const bool f32 = at == DType::F32;
+    const std::vector<uint16_t> y16 = to_bf16(y), a16 = to_bf16(t1), b16 = to_bf16(t2);
+    GuardedBuffer gy = f32 ? upload_guarded(be(), y) : upload_guarded(be(), y16);
+    GuardedBuffer g1 = f32 ? upload_guarded(be(), t1) : upload_guarded(be(), a16);
+    GuardedBuffer g2 = f32 ? upload_guarded(be(), t2) : upload_guarded(be(), b16);
+    be().dora_combine(gy.tensor(at, {N, O}), g1.tensor(at, {N, O}), g2.tensor(at, {N, O}), gm.tensor(DType::F32, {O}),
+                      gn.tensor(DType::F32, {O}), s);
+    const std::vector<float> got = f32 ? gy.download<float>() : std::vector<float>();
+    const std::vector<uint16_t> got16 = f32 ? std::vector<uint16_t>() : gy.download<uint16_t>();
+    for (int64_t i = 0; i < N * O; ++i) {
+      const size_t k = static_cast<size_t>(i);
+      const float c = m[static_cast<size_t>(i % O)] / n[static_cast<size_t>(i % O)];
+      if (f32) {
+        float want = y[k];
+        want += (c - 1.f) * t1[k];
+        want += c * t2[k] * s;
+        ASSERT_EQ(got[k], want) << i;
+      } else {
+        const float a = (c - 1.f) * bf16_to_f32(a16[k]), b = (c * bf16_to_f32(b16[k])) * s;
+        ASSERT_EQ(got16[k], f32_to_bf16(bf16_to_f32(y16[k]) + (a + b))) << i;
+      }
+    }
+    EXPECT_TRUE(gy.guards_intact());
+  }
 }
 
 // dequantize_4bit: NF4/FP4, plain and nested absmax, a weight whose element count is odd and

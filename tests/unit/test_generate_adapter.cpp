@@ -63,7 +63,7 @@ std::vector<float> logits(const Model& m, const std::vector<int32_t>& ids, const
   Backend& be = m.backend();
   const auto T = static_cast<int64_t>(ids.size());
   const int64_t V = m.config().vocab_size;
-  ActivationArena acts(be, m.config(), 1, T, 1, lora);
+  ActivationArena acts(be, m.config(), 1, T, 1, lora, false, m.act_dtype());
   acts.set_tokens(ids);
   m.forward(acts, lora);
   std::vector<float> host(static_cast<size_t>(T * V));
@@ -224,6 +224,39 @@ TEST_P(DoraMerge, MergedWeightsMatchPeftMergeAndUnload) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Peft, DoraMerge, ::testing::Values("qwen2-untied-bf16-dora", "stories260K-qv-dora-rslora"));
+
+// An unmerged DoRA adapter in a bf16 run (--dtype bf16) against PEFT under
+// torch.autocast("cpu", bf16) on the bf16 base (bf16_logits; make_dora_fixtures.py), with the
+// bounds of test_generate_bf16.cpp: the reference's bf16 run departs from its fp32 run (logits:
+// the same bf16 weights upcast) only through its bf16 roundings; lorafit rounds at the same
+// points (docs/precision.md "DoRA"), so max |ours − ref_bf16| ≤ max |ref_bf16 − ref_fp32| + one
+// bf16 ulp of max |ref|, and it is closer to the bf16 run than to the fp32 run (rms).
+TEST(AdapterDora, Bf16UnmergedFollowsPeftUnderAutocast) {
+  const Case c = load_case("qwen2-untied-bf16-dora");
+  const SafetensorsFile f(adapter_fixtures() / (c.name + ".logits.safetensors"));
+  const TensorInfo* t = f.find("bf16_logits");
+  ASSERT_NE(t, nullptr);
+  std::vector<float> ref16(t->nbytes / 4);
+  std::memcpy(ref16.data(), t->data, t->nbytes);
+  const fs::path adir = adapter_fixtures() / c.name;
+  auto be = make_backend("cpu");
+  const Model m(*be, resolve_base_model(adir), DType::BF16);
+  const auto lora = load_adapter(*be, m.config(), adir);
+  const std::vector<float> ours = logits(m, c.ids, lora.get());
+  ASSERT_EQ(ours.size(), ref16.size());
+  double spread = 0, ref_max = 0, to16 = 0, to32 = 0, worst = 0;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    spread = std::max(spread, std::fabs(static_cast<double>(ref16[i]) - c.peft_logits[i]));
+    ref_max = std::max(ref_max, std::fabs(static_cast<double>(ref16[i])));
+    worst = std::max(worst, std::fabs(static_cast<double>(ours[i]) - ref16[i]));
+    to16 += std::pow(static_cast<double>(ours[i]) - ref16[i], 2);
+    to32 += std::pow(static_cast<double>(ours[i]) - c.peft_logits[i], 2);
+  }
+  EXPECT_GT(spread, 0.0);
+  EXPECT_LE(worst, spread + ref_max / 128) << "spread " << spread;
+  EXPECT_LT(to16, to32) << "closer to the fp32 run than to the bf16 run";
+  EXPECT_GT(rel_l2(ours, c.base_logits), 10 * rel_l2(ours, ref16)) << "the adapter must change the logits";
+}
 
 // A DoRA adapter written by lorafit: PEFT's keys and shapes (lora_magnitude_vector [O], no
 // ".weight"), use_dora true; reading it back gives the same values bit for bit.

@@ -211,6 +211,26 @@ TEST(BatchGenerate, RowsOfDifferentAdaptersInOneBf16Batch) {
   expect_mixed_equals_sequential(m, ps, lora, s, 9, 24);
 }
 
+// A DoRA adapter in a bf16 batch (lora_linear's bf16 DoRA branch on its rows, the mix's bf16
+// DoRA scratch) beside a plain one and the base, the same way.
+TEST(BatchGenerate, DoraRowsInOneBf16Batch) {
+  auto be = make_backend("cpu");
+  const Model m(*be, fs::path(LORAFIT_FIXTURES) / "models" / "qwen2-untied-bf16", DType::BF16);
+  const auto dora = load_adapter(*be, m.config(), fs::path(LORAFIT_FIXTURES) / "adapter" / "qwen2-untied-bf16-dora");
+  const auto plain = load_adapter(*be, m.config(), fs::path(LORAFIT_FIXTURES) / "adapter" / "qwen2-untied-bf16-all");
+  ASSERT_TRUE(dora->config().use_dora);
+  std::vector<std::vector<int32_t>> ps;
+  std::vector<const LoraParams*> lora;
+  for (const auto& p : std::vector<std::vector<int32_t>>{{172, 150, 78}, {5}, {300, 301, 302, 303, 304, 10}})
+    for (const LoraParams* a : std::vector<const LoraParams*>{nullptr, dora.get(), plain.get()}) {
+      ps.push_back(p);
+      lora.push_back(a);
+    }
+  GenerateSettings s;
+  s.max_new_tokens = 6;
+  expect_mixed_equals_sequential(m, ps, lora, s, 9, 24);
+}
+
 TEST(BatchGenerate, CancelFreesQueuedAndRunningRows) {
   auto be = make_backend("cpu");
   const Model m(*be, stories());

@@ -105,17 +105,17 @@ TEST(LoraMix, GroupedDoraEqualsEachRowAlone) {
   const std::vector<float> jit = rnd(O, 31);
   for (int64_t o = 0; o < O; ++o) m[o] = norm[o] * (1.f + 0.3f * jit[o]);
   const std::vector<LoraRows> groups = {{1, 4, &a.w}};  // rows 0 and 4: base
-  std::vector<float> y(N * O), xa(N * 3), dscratch(N * O);
+  std::vector<float> y(N * O), xa(N * 3), dscratch(2 * N * O);
   LoraSaved scratch;
   scratch.xa = Tensor(xa.data(), DType::F32, {N * 3});
-  scratch.dora = Tensor(dscratch.data(), DType::F32, {N * O});
+  scratch.dora = Tensor(dscratch.data(), DType::F32, {2 * N * O});
   linear_forward(*be, t2(y, N, O), t2(x, N, I), t2(W, O, I), Tensor(b.data(), DType::F32, {O}), groups, scratch);
   for (int64_t n = 0; n < N; ++n) {
     const bool adapted = n >= 1 && n < 4;
-    std::vector<float> xr(x.begin() + n * I, x.begin() + (n + 1) * I), yr(O), xar(3), dr(O);
+    std::vector<float> xr(x.begin() + n * I, x.begin() + (n + 1) * I), yr(O), xar(3), dr(2 * O);
     LoraSaved sv;
     sv.xa = t2(xar, 1, 3);
-    sv.dora = t2(dr, 1, O);
+    sv.dora = t2(dr, 2, O);
     linear_forward(*be, t2(yr, 1, O), t2(xr, 1, I), t2(W, O, I), Tensor(b.data(), DType::F32, {O}),
                    adapted ? &a.w : nullptr, &sv, false);
     for (int64_t o = 0; o < O; ++o) {

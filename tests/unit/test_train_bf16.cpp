@@ -1,8 +1,9 @@
 // 20 optimizer steps of bf16 LoRA training (--bf16 true) against transformers 4.46.3 Trainer
 // (bf16=True) + PEFT 0.13.2 on a bf16-weight model (tests/fixtures/train/qwen2-untied-bf16,
-// tools/golden/make_bf16_fixtures.py): the reference ran the trajectory twice from the same
-// initial A and data, in bf16 under torch.autocast (steps, final.) and in fp32 from the same
-// weights upcast (steps_fp32, final_fp32.).
+// tools/golden/make_bf16_fixtures.py), and the same with DoRA (use_dora=True,
+// tests/fixtures/train/qwen2-untied-bf16-dora, tools/golden/make_dora_fixtures.py): the reference
+// ran each trajectory twice from the same initial A (and magnitude) and data, in bf16 under
+// torch.autocast (steps, final.) and in fp32 from the same weights upcast (steps_fp32, final_fp32.).
 //
 // Why these bounds. The reference's bf16 run departs from its fp32 run only through its bf16
 // roundings, so spread = |ref_bf16 − ref_fp32| measures what all of them do to a step's loss,
@@ -27,6 +28,7 @@
 
 #include "backend/backend.h"
 #include "model/model.h"
+#include "train/dora_init.h"
 #include "train/train_step.h"
 #include "unit/lora_train_fixture.h"
 
@@ -37,8 +39,8 @@ using testing::TrainCase;
 
 constexpr double kUlp16 = 1.0 / 256;  // one bf16 ulp, relative (8 significant bits)
 
-TEST(TrainBf16, TwentyStepsFollowTrainerBf16) {
-  TrainCase tc("qwen2-untied-bf16");
+void twenty_steps_follow_trainer_bf16(const std::string& name) {
+  TrainCase tc(name);
   ASSERT_EQ(tc.doc["precision"].get<std::string>(), "bf16");
   auto be = make_backend("cpu");
   const Model m(*be, tc.model_dir, DType::BF16);
@@ -94,7 +96,7 @@ TEST(TrainBf16, TwentyStepsFollowTrainerBf16) {
       to32 += std::fabs(ours - r32);
     }
     EXPECT_LT(to16, to32) << "closer to the reference's fp32 run than to its bf16 run";
-    RecordProperty(std::string(what) + "_dist_bf16_over_fp32", std::to_string(to16 / to32));
+    ::testing::Test::RecordProperty(std::string(what) + "_dist_bf16_over_fp32", std::to_string(to16 / to32));
   }
 
   const std::vector<float> fin = p.download_params();
@@ -121,7 +123,38 @@ TEST(TrainBf16, TwentyStepsFollowTrainerBf16) {
     sum32 += d32;
   }
   EXPECT_LT(sum16, sum32) << "final A/B closer to the reference's fp32 run than to its bf16 run";
-  RecordProperty("final_rms_bf16_over_fp32", std::to_string(std::sqrt(sum16 / sum32)));
+  ::testing::Test::RecordProperty("final_rms_bf16_over_fp32", std::to_string(std::sqrt(sum16 / sum32)));
+}
+
+TEST(TrainBf16, TwentyStepsFollowTrainerBf16) { twenty_steps_follow_trainer_bf16("qwen2-untied-bf16"); }
+
+// DoRA under autocast (docs/precision.md "DoRA"): the weight norm from the bf16 weight plus the
+// bf16 lora_weight in fp32, the fp32 (m/n − 1)·F.linear(x, W) + (m/n)·lora_B(lora_A(x))·s, and
+// the autograd of those roundings, including the magnitude's gradient.
+TEST(TrainBf16, DoraTwentyStepsFollowTrainerBf16) { twenty_steps_follow_trainer_bf16("qwen2-untied-bf16-dora"); }
+
+// PEFT's DoRA init on a bf16 base: m = ‖W‖ per row computed in bf16 (A, B were moved to the
+// weight dtype), fp32(bf16(norm)) after autocast_adapter_dtype. The fp32 norm of bf16 values
+// rounds to the same bf16 whatever the summation order unless it lies within an fp32 ulp of a
+// bf16 rounding boundary, so equality is exact.
+TEST(TrainBf16, DoraMagnitudeInitIsPeftsOnABf16Base) {
+  TrainCase tc("qwen2-untied-bf16-dora");
+  auto be = make_backend("cpu");
+  const Model m(*be, tc.model_dir, DType::BF16);
+  LoraParams p(*be, tc.lora_config(), m.config());
+  tc.load_lora(p, "init");
+  const std::vector<float> want = p.download_params();
+  init_dora_magnitude_from_base(p, m);
+  const std::vector<float> got = p.download_params();
+  int checked = 0;
+  for (const LoraTensor& t : p.tensors()) {
+    if (!t.is_m) continue;
+    for (int64_t i = 0; i < t.numel(); ++i)
+      ASSERT_EQ(got[static_cast<size_t>(t.offset + i)], want[static_cast<size_t>(t.offset + i)])
+          << t.key << "[" << i << "]";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 14);  // 2 layers × 7 projections
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "model/model.h"
+#include "train/dora_init.h"
 #include "train/train_step.h"
 #include "unit/lora_train_fixture.h"
 
@@ -119,6 +120,34 @@ TEST_P(TrainGolden, TwentyStepsMatchTrainer) {
   ::testing::Test::RecordProperty("final_worst_err_over_bound", std::to_string(worst));
 }
 
+// PEFT's DoRA init: m = ‖W‖ per row of each adapted weight, on a 4-bit base from the
+// dequantized weight (dequantize_module_weight) in fp32. lorafit sums the squares in double and
+// torch in fp32 over I ≤ 200 terms (the pairwise sum's error ≤ log2(I)·u ≈ 8u relative, u = 2^-24,
+// and the sqrt halves it to 4u): 4·FLT_EPSILON = 8u relative bounds the difference.
+TEST(TrainGolden, DoraMagnitudeInitIsPeftsOnA4BitBase) {
+  for (const char* name : {"qwen2-gqa7-untied-f32-dora", "qlora-qwen2-nf4-dq-dora"}) {
+    SCOPED_TRACE(name);
+    TrainCase tc(name);
+    auto be = make_backend("cpu");
+    const Model m(*be, tc.model_dir, DType::F32, tc.quant());
+    LoraParams p(*be, tc.lora_config(), m.config());
+    tc.load_lora(p, "init");
+    const std::vector<float> want = p.download_params();
+    init_dora_magnitude_from_base(p, m);
+    const std::vector<float> got = p.download_params();
+    int checked = 0;
+    for (const LoraTensor& t : p.tensors()) {
+      if (!t.is_m) continue;
+      ++checked;
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        const float w = want[static_cast<size_t>(t.offset + i)];
+        EXPECT_NEAR(got[static_cast<size_t>(t.offset + i)], w, 4 * FLT_EPSILON * w) << t.key << "[" << i << "]";
+      }
+    }
+    EXPECT_GT(checked, 0);
+  }
+}
+
 // qwen3-gqa-tied-f32 and llama31-rope-f32: transformers 4.57.6 + PEFT 0.17.1
 // (tools/golden/make_train_recent.py): q_norm/k_norm and llama3 RoPE on the gradient path.
 // qlora-*: PEFT 0.13.2 on transformers 4.57.6 with bitsandbytes 0.50.2 Linear4bit base weights
@@ -131,7 +160,10 @@ INSTANTIATE_TEST_SUITE_P(Cases, TrainGolden,
                                            "qwen3-gqa-tied-f32", "llama31-rope-f32", "qlora-qwen2-nf4-dq",
                                            "qlora-llama-fp4",
                                            // DoRA (PEFT use_dora=True; tools/golden/make_dora_fixtures.py)
-                                           "qwen2-gqa7-untied-f32-dora"),
+                                           "qwen2-gqa7-untied-f32-dora",
+                                           // DoRA on the 4-bit base (make_qlora_fixtures.py): the norm
+                                           // from the dequantized weight, as PEFT's
+                                           "qlora-qwen2-nf4-dq-dora"),
                          [](const auto& param_info) {
                            std::string s = param_info.param;
                            std::replace(s.begin(), s.end(), '-', '_');

@@ -389,6 +389,43 @@ void CudaBackend::dropout(Tensor out, Tensor x, float p, uint64_t seed) {
   LF_CUDA(cuda::dropout(out.data, x.data, at, p, inv_keep, seed, x.numel()));
 }
 
+void CudaBackend::dora_norm(Tensor n, Tensor W, Tensor ba, float s, bool bf16_lora) {
+  const ET wt = cuda::weight_type(W, "dora_norm W");
+  cuda::check_dev(ba, DType::F32, "dora_norm ba");
+  cuda::check_dev(n, DType::F32, "dora_norm n");
+  const int64_t R = W.dim(0), I = W.dim(1);
+  LF_CHECK(ba.numel() == R * I && n.numel() == R, "dora_norm: W {} ba {} n {}", W.shape_str(), ba.shape_str(),
+           n.shape_str());
+  LF_CUDA(cuda::dora_norm(n.as<float>(), W.data, wt, ba.as<const float>(), s, bf16_lora, R, I));
+}
+
+void CudaBackend::dora_combine(Tensor y, Tensor t1, Tensor t2, Tensor m, Tensor n, float s) {
+  const ET at = cuda::act_type(y, "dora_combine y");
+  LF_CHECK(cuda::act_type(t1, "dora_combine t1") == at && cuda::act_type(t2, "dora_combine t2") == at,
+           "dora_combine dtypes differ");
+  cuda::check_dev(m, DType::F32, "dora_combine m");
+  cuda::check_dev(n, DType::F32, "dora_combine n");
+  const int64_t N = y.dim(0), O = y.dim(1);
+  LF_CHECK(t1.numel() == N * O && t2.numel() == N * O && m.numel() == O && n.numel() == O,
+           "dora_combine: y {} t1 {} t2 {} m {} n {}", y.shape_str(), t1.shape_str(), t2.shape_str(), m.shape_str(),
+           n.shape_str());
+  LF_CUDA(cuda::dora_combine(y.data, t1.data, t2.data, at, m.as<const float>(), n.as<const float>(), s, N, O));
+}
+
+void CudaBackend::dora_backward_scale(Tensor dm, Tensor a, Tensor b, Tensor dy, Tensor m, Tensor n, float s) {
+  const ET at = cuda::act_type(dy, "dora_backward_scale dy");
+  LF_CHECK(cuda::act_type(a, "dora_backward_scale a") == at && cuda::act_type(b, "dora_backward_scale b") == at,
+           "dora_backward_scale dtypes differ");
+  cuda::check_dev(dm, DType::F32, "dora_backward_scale dm");
+  cuda::check_dev(m, DType::F32, "dora_backward_scale m");
+  cuda::check_dev(n, DType::F32, "dora_backward_scale n");
+  const int64_t N = dy.dim(0), O = dy.dim(1);
+  LF_CHECK(a.numel() == N * O && b.numel() == N * O && dm.numel() == O && m.numel() == O && n.numel() == O,
+           "dora_backward_scale: dy {} a {} b {} dm {}", dy.shape_str(), a.shape_str(), b.shape_str(), dm.shape_str());
+  LF_CUDA(cuda::dora_backward_scale(dm.as<float>(), a.data, b.data, dy.data, at, m.as<const float>(),
+                                    n.as<const float>(), s, N, O));
+}
+
 void CudaBackend::kv_cache_write(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, int64_t p0) {
   const ET at = cuda::act_type(k, "kv_cache_write k");
   LF_CHECK(cuda::act_type(v, "kv_cache_write v") == at && cuda::act_type(k_cache, "kv_cache_write k_cache") == at &&

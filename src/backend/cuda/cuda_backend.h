@@ -45,6 +45,9 @@ class CudaBackend final : public Backend {
   void scale(Tensor x, float s) override;
   void dropout(Tensor out, Tensor x, float p, uint64_t seed) override;
   void lmhead_ce_forward(Tensor loss, Tensor lse, Tensor x, Tensor w, Tensor targets) override;
+  void dora_norm(Tensor n, Tensor W, Tensor ba, float s, bool bf16_lora) override;
+  void dora_combine(Tensor y, Tensor t1, Tensor t2, Tensor m, Tensor n, float s) override;
+  void dora_backward_scale(Tensor dm, Tensor a, Tensor b, Tensor dy, Tensor m, Tensor n, float s) override;
 
   void kv_cache_write(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, int64_t p0) override;
   void attention_decode(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, int64_t p0) override;

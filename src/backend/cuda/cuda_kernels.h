@@ -41,6 +41,16 @@ struct AttnShape {
 cudaError_t dequantize_4bit(void* out, ET ot, const uint8_t* packed, const void* absmax, const float* nested,
                             const float* code4, const float* code8, float offset, int64_t n);
 
+// ---- DoRA (kernels_dora.cu; backend.h "DoRA", cpu/backend_dora.cpp) ----
+// n (R) = ‖w_r + s·ba_r‖ per row of w (R,I) and ba (R,I) F32; bf16_lora: w + bf16(s·bf16(ba)).
+cudaError_t dora_norm(float* n, const void* w, ET wt, const float* ba, float s, bool bf16_lora, int64_t R, int64_t I);
+// y (N,O) += the DoRA terms from t1, t2 (N,O) of y's type, c = m/n (O).
+cudaError_t dora_combine(void* y, const void* t1, const void* t2, ET at, const float* m, const float* n, float s,
+                         int64_t N, int64_t O);
+// dm (O) += its gradient; a, b (N,O) rewritten as the scaled gradients (backend.h).
+cudaError_t dora_backward_scale(float* dm, void* a, void* b, const void* dy, ET at, const float* m, const float* n,
+                                float s, int64_t N, int64_t O);
+
 // ---- elementwise / row kernels (kernels_rows.cu) ----
 cudaError_t convert(void* dst, ET dt, const void* src, ET st, int64_t n);
 // *first_bad (device int, preset to n by the caller) = lowest i with v[i] ∉ [0, hi) (−100 is
