@@ -191,18 +191,26 @@ def train_case():
           f"fp32 {steps32[0]['loss']:.5f} -> {steps32[-1]['loss']:.5f}")
 
 
-def kernel_spread_case():
-    """The bf16 training run again, on oneDNN's AMX kernels, added to the committed fixture."""
+def kernel_spread_case(case=TRAIN_CASE, build=None, lora_params=None):
+    """The bf16 training run of `case` again, on oneDNN's AMX kernels, added to its committed
+    fixture. build() makes the bf16 PEFT model (default build_peft(bf16)); lora_params, when
+    given, replaces make_train_fixtures.lora_params for the run (the DoRA case's saved keys)."""
     with open("/proc/cpuinfo") as f:
         assert " amx_bf16" in f.read(), "kernel-spread needs a CPU with AMX (amx_bf16)"
     assert not os.environ.get("ONEDNN_MAX_CPU_ISA"), "unset ONEDNN_MAX_CPU_ISA: this run is the AMX one"
-    out = os.path.join(FIX, "train", TRAIN_CASE)
+    out = os.path.join(FIX, "train", case)
     tensors = load_file(os.path.join(out, "tensors.safetensors"))
     with open(os.path.join(out, "case.json")) as f:
         doc = json.load(f)
-    mb = build_peft(torch.bfloat16)
+    mb = build() if build else build_peft(torch.bfloat16)
     init = {k: tensors[f"init.{k}"] for k in doc["lora_keys"]}
-    steps, _, _, _, final = train_run(mb, init, mt.make_micro_batches(TRAIN, mb.config.vocab_size), autocast=True)
+    saved = mt.lora_params
+    if lora_params:
+        mt.lora_params = lora_params
+    try:
+        steps, _, _, _, final = train_run(mb, init, mt.make_micro_batches(TRAIN, mb.config.vocab_size), autocast=True)
+    finally:
+        mt.lora_params = saved
     for k, v in final.items():
         tensors[f"final_amx.{k}"] = v.float().contiguous()
     doc["steps_amx"] = steps
@@ -211,7 +219,7 @@ def kernel_spread_case():
     save_file(tensors, os.path.join(out, "tensors.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(out, "case.json"), "w") as f:
         json.dump(doc, f, indent=1)
-    print(f"kernel-spread {TRAIN_CASE}: loss bf16 (AMX) {steps[0]['loss']:.5f} -> {steps[-1]['loss']:.5f}")
+    print(f"kernel-spread {case}: loss bf16 (AMX) {steps[0]['loss']:.5f} -> {steps[-1]['loss']:.5f}")
 
 
 def main():

@@ -32,8 +32,11 @@ n = ||W + s * lora_B(lora_A(eye)).T|| per row, detached; merge W' = (m/n)[:, Non
    (N, O): y, dx (bf16), dA, dB, dm (fp32). All stored as F32 values (bf16-exact where bf16).
 
 Regenerate (repository root, after tools/golden/make_models.py):
-    OMP_NUM_THREADS=2 /opt/gv/bin/python tools/golden/make_dora_fixtures.py [case ...]
+    OMP_NUM_THREADS=2 ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 /opt/gv/bin/python tools/golden/make_dora_fixtures.py [case ...]
 (cases: the TRAIN_CASES keys, the ADAPTER_CASES names, "bf16-train" for 3 and "bf16-linear" for 4.)
+then, on a CPU with AMX and without ONEDNN_MAX_CPU_ISA, "bf16-train-amx": case 3's bf16 run again on
+oneDNN's AMX kernels (steps_amx, final_amx.), as make_bf16_fixtures.py kernel-spread does for the
+plain LoRA case (read its docstring).
 """
 import json
 import math
@@ -289,6 +292,8 @@ def main():
             run_linear_case()
         elif n == "bf16-train":  # the adapter case of the same model has BF16_CASE's name
             run_bf16_case()
+        elif n == "bf16-train-amx":
+            mbf.kernel_spread_case(BF16_CASE, lambda: build_peft_dora_bf16(torch.bfloat16), dora_params)
         elif n in TRAIN_CASES:
             run_train_case(n)
         else:
