@@ -44,6 +44,9 @@ class ModelWeights {
   // Binds every tensor of the model folder `dir` (model.safetensors or an index + shards)
   // to the parameters `cfg` implies. Throws Error naming the file and tensor when one is
   // missing, unexpected, misshapen or of a dtype other than F32/BF16/F16.
+  // A folder whose config.json has a bitsandbytes 4-bit quantization_config (cfg.bnb4) is read
+  // as transformers reads it (formats/bnb_checkpoint.h): the projections it quantized are bound
+  // as 4-bit weights from their stored codes, whatever `quant` says.
   // quant.enabled: the projections' weights (q, k, v, o, gate, up, down) are quantized to 4 bits
   // at load, one tensor at a time straight from the mapping (bitsandbytes' quantize_4bit; no
   // 16-bit copy of the model is made); layer(i) then dequantizes layer i's seven into one
@@ -93,6 +96,12 @@ class ModelWeights {
   mutable void* scratch_ = nullptr;
   mutable int scratch_layer_ = -1;
   void quantize_projections(const QuantConfig& quant, DType act);
+  // A pre-quantized (bitsandbytes 4-bit) checkpoint's weights: views into the mapping, uploaded
+  // to the device when it is not the CPU.
+  void install_prequantized(std::vector<std::pair<ParamInfo*, Quant4View>>& weights, DType dequant);
+  void bind_quantized(ParamInfo& p, std::unique_ptr<Quant4View> view, DType dequant);
+  void size_scratch();     // scratch_bytes_: the largest layer's 4-bit weights dequantized
+  Tensor to_device(Tensor t);  // the CPU tensor t itself, or a device copy (owned here)
 };
 
 // The parameter names and shapes `cfg` implies, in table order (for messages and tests).

@@ -26,22 +26,32 @@ is bf16 throughout.
   tests/fixtures/prequant/index.json: per case the source model, settings, and dtype of the run
 
 bitsandbytes' CPU inference shortcut (AVX512-BF16 repacking) is switched off, so the forward
-dequantizes with its default kernel (gemm_4bit: code[q]·absmax straight to the compute dtype).
+dequantizes (gemm_4bit: code[q]·absmax straight to the compute dtype) and runs F.linear. Its C++
+CPU dequantizer, with AVX-512, indexes absmax per row when a row's length is a multiple of 16
+but not of 64 (row·(cols//64) + k: make_quant_fixtures.py), which disagrees with its own
+quantizer and with its CUDA kernels; the qwen2 fixture's rows of 96 hit it. The script therefore
+puts bitsandbytes' default (flat-block) dequantizer, _dequantize_4bit_compute, in its place: the
+blocks a GPU computes, and what lorafit implements. (Its code book has +0 for FP4 code 8, where
+the C++ and CUDA kernels give -0: the same sums.)
 
 Run (repository root):
     python3 -m venv /opt/nf4-venv && /opt/nf4-venv/bin/pip install -r tools/golden/requirements-models.txt \
       && /opt/nf4-venv/bin/pip install --no-deps -r tools/golden/requirements-quant.txt
     OMP_NUM_THREADS=1 /opt/nf4-venv/bin/python tools/golden/make_prequant_fixtures.py
 """
+import copy
 import json
 import os
 import shutil
+import types
 
 os.environ["TORCHDYNAMO_DISABLE"] = "1"  # see make_quant_fixtures.py: compiled kernels flush denormals
 import torch
 import bitsandbytes as bnb
 import bitsandbytes.functional as F
 import transformers
+from bitsandbytes.backends.default.ops import _dequantize_4bit_compute
+from bitsandbytes.backends.utils import _get_4bit_code
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -53,6 +63,17 @@ CASES = {
                           compute=torch.float32, storage=torch.uint8,
                           skip=["lm_head", "model.layers.1.mlp.down_proj"]),
 }
+
+
+def _flat_blocks(A, absmax, blocksize, quant_type, shape, dtype):
+    if A.dtype != torch.uint8:
+        A = A.view(torch.uint8)
+    return _dequantize_4bit_compute(A.reshape(-1), absmax, _get_4bit_code(quant_type, A.device), blocksize, shape, dtype)
+
+
+# torch.library refuses a second CPU kernel for the op; every caller (gemm_4bit's default kernel,
+# F.dequantize_4bit) looks it up as torch.ops.bitsandbytes.dequantize_4bit.default at call time.
+torch.ops.bitsandbytes.dequantize_4bit = types.SimpleNamespace(default=_flat_blocks)
 
 
 def no_cpu_shortcut(model):
@@ -90,8 +111,11 @@ def make(name, c):
     tensors = {"ids": ids.to(torch.int32).contiguous(), "logits": logits.contiguous()}
     for pname, m in re.named_modules():
         if isinstance(m, bnb.nn.Linear4bit) and pname.startswith("model.layers.0."):
-            w = m.weight
-            tensors[pname + ".weight.dequant"] = F.dequantize_4bit(w.data, w.quant_state).float().contiguous()
+            # To fp32 (dequantize_4bit would round to quant_state.dtype): gemm_4bit's values before
+            # their one rounding to the compute dtype.
+            qs = copy.copy(m.weight.quant_state)
+            qs.dtype = torch.float32
+            tensors[pname + ".weight.dequant"] = F.dequantize_4bit(m.weight.data, qs).contiguous()
     os.makedirs(os.path.join(ROOT, "prequant"), exist_ok=True)
     save_file(tensors, os.path.join(ROOT, "prequant", name + ".safetensors"))
     return {"src": c["src"], "dtype": str(c["dtype"]).replace("torch.", ""), "quant_type": c["quant_type"],
