@@ -15,14 +15,26 @@ constexpr const char* kSupported =
 // What people call the quant_methods transformers knows (its QuantizationMethod), for messages.
 std::string method_title(const std::string& m) {
   static const std::pair<const char*, const char*> kNames[] = {
-      {"gptq", "GPTQ"},           {"awq", "AWQ"},          {"aqlm", "AQLM"},
-      {"vptq", "VPTQ"},           {"quanto", "Quanto"},    {"eetq", "EETQ"},
-      {"higgs", "HIGGS"},         {"hqq", "HQQ"},          {"compressed-tensors", "compressed-tensors"},
-      {"fbgemm_fp8", "FBGEMM FP8"}, {"torchao", "torchao"}, {"bitnet", "BitNet"},
-      {"spqr", "SpQR"},           {"fp8", "FP8"},          {"quark", "Quark"},
-      {"fp_quant", "FP-Quant"},   {"auto-round", "AutoRound"}, {"mxfp4", "MXFP4"}};
+      {"gptq", "a GPTQ checkpoint"},
+      {"awq", "an AWQ checkpoint"},
+      {"aqlm", "an AQLM checkpoint"},
+      {"vptq", "a VPTQ checkpoint"},
+      {"quanto", "an optimum-quanto checkpoint"},
+      {"eetq", "an EETQ checkpoint"},
+      {"higgs", "a HIGGS checkpoint"},
+      {"hqq", "an HQQ checkpoint"},
+      {"compressed-tensors", "a compressed-tensors checkpoint"},
+      {"fbgemm_fp8", "an FBGEMM FP8 checkpoint"},
+      {"torchao", "a torchao checkpoint"},
+      {"bitnet", "a BitNet checkpoint"},
+      {"spqr", "a SpQR checkpoint"},
+      {"fp8", "an FP8 checkpoint"},
+      {"quark", "a Quark checkpoint"},
+      {"fp_quant", "an FP-Quant checkpoint"},
+      {"auto-round", "an AutoRound checkpoint"},
+      {"mxfp4", "an MXFP4 checkpoint"}};
   for (const auto& [k, v] : kNames)
-    if (m == k) return fmt::format("a {} checkpoint", v);
+    if (m == k) return v;
   return "a quantization scheme lorafit does not know";
 }
 
@@ -91,7 +103,7 @@ StateJson parse_state_json(const TensorInfo& t, bool nested) {
                 shape_str(t.shape));
   const std::string text(reinterpret_cast<const char*>(t.data), t.nbytes);
   const nlohmann::json j = parse_json(text, label);  // Python's json.loads: a repeated key's last value wins
-  if (!j.is_object()) throw Error("{}: the quant_state JSON is a {}, expected an object", label, json_type_name(j));
+  if (!j.is_object()) throw Error("{}: the quant_state is JSON {}, expected an object", label, json_type_name(j));
   for (const auto& [k, v] : j.items()) {  // QuantState.from_dict asserts the keys are its own
     static const char* const kKeys[] = {"quant_type", "blocksize", "dtype", "shape", "nested_blocksize",
                                         "nested_dtype", "nested_offset"};
