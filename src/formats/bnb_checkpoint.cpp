@@ -262,4 +262,11 @@ Quant4View read_bnb4_weight(const SafetensorsSet& files, const std::string& w, i
   return v;
 }
 
+void refuse_4bit_checkpoint(const std::optional<Bnb4bitConfig>& c, const std::string& config_label,
+                            const std::string& what_to_do) {
+  if (!c) return;
+  throw Error("{}: the model is a bitsandbytes 4-bit checkpoint (quantization_config: load_in_4bit, {}{}); {}",
+              config_label, quant4_type_name(c->quant_type), c->double_quant ? ", double quantization" : "", what_to_do);
+}
+
 }  // namespace lorafit

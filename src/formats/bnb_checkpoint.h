@@ -60,4 +60,9 @@ std::vector<std::string> bnb4_state_names(const std::string& weight_name, const 
 Quant4View read_bnb4_weight(const SafetensorsSet& files, const std::string& weight_name, int64_t rows, int64_t cols,
                             const Bnb4bitConfig& c, const std::string& where);
 
+// For what needs 16/32-bit weights (merge, GGUF export): throws Error naming `config_label`, the
+// 4-bit scheme and `what_to_do` when `c` is set.
+void refuse_4bit_checkpoint(const std::optional<Bnb4bitConfig>& c, const std::string& config_label,
+                            const std::string& what_to_do);
+
 }  // namespace lorafit

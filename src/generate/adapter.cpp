@@ -108,6 +108,11 @@ int export_merged(const fs::path& model_dir, const fs::path& adapter_dir, const 
                   const MergeExportOptions& opts) {
   if (fs::exists(output)) throw Error("--output_dir {} already exists; choose a new folder name", output.string());
   if (opts.max_shard_bytes < 1) throw Error("--max_shard_size must be positive");
+  if (fs::exists(model_dir / "config.json"))
+    refuse_4bit_checkpoint(load_model_config(model_dir / "config.json").bnb4, (model_dir / "config.json").string(),
+                           "lorafit merge writes W + s·B·A in the base model's 16/32-bit dtype and needs the "
+                           "unquantized weights: pass the bf16 base folder with --model (PEFT users merge a QLoRA "
+                           "adapter into the bf16 model too, not into the 4-bit one)");
   auto be = make_backend("cpu");
   const Model model(*be, model_dir);  // checks the base folder and binds (validates) its tensors
   const std::unique_ptr<LoraParams> p = load_adapter(*be, model.config(), adapter_dir);

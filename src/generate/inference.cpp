@@ -93,6 +93,8 @@ Inference::Inference(const InferenceOptions& o) {
   be_ = make_backend(o.device);
   const DType act = inference_act_dtype(o.dtype, o.device, dir);
   model_ = std::make_unique<Model>(*be_, dir, act, quant_config(o.quant));
+  if (const std::string n = quantization_bit_note(model_->config(), quant_config(o.quant)); !n.empty())
+    fmt::print(stderr, "{}\n", n);
   if (model_->weights_rounded())
     fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",
                dtype_name(model_->checkpoint_dtype()));

@@ -200,6 +200,17 @@ ModelWeights::~ModelWeights() {
   if (scratch_) be_.free(scratch_);
 }
 
+std::string quantization_bit_note(const ModelConfig& cfg, const QuantConfig& q) {
+  if (!cfg.bnb4 || !q.enabled) return "";
+  return fmt::format("note: --quantization_bit 4 is ignored: config.json's quantization_config says the checkpoint is "
+                     "already bitsandbytes 4-bit ({}{}), and its stored 4-bit weights are used as they are",
+                     quant4_type_name(cfg.bnb4->quant_type), cfg.bnb4->double_quant ? ", double quantization" : "");
+}
+
+std::string quant4_description(const Quant4Source& s) {
+  return fmt::format("4-bit {}{}", quant4_type_name(s.type), s.double_quant ? " with double quantization" : "");
+}
+
 bool is_projection_weight(const std::string& name) {
   for (int p = 0; p < kNumProj; ++p)
     if (name.ends_with(fmt::format(".{}.weight", proj_path(static_cast<Proj>(p))))) return true;
@@ -250,6 +261,7 @@ void ModelWeights::install_prequantized(std::vector<std::pair<ParamInfo*, Quant4
     bind_quantized(*p, std::move(view), dequant);
   }
   size_scratch();
+  quant_source_ = Quant4Source{weights.front().second.type, weights.front().second.nested(), true};
 }
 
 void ModelWeights::quantize_projections(const QuantConfig& qc, DType dequant) {
@@ -286,6 +298,7 @@ void ModelWeights::quantize_projections(const QuantConfig& qc, DType dequant) {
     bind_quantized(p, std::move(view), dequant);
   }
   size_scratch();
+  quant_source_ = Quant4Source{qc.type, qc.double_quant, false};
 }
 
 size_t ModelWeights::quantized_bytes() const {

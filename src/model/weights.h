@@ -9,6 +9,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,14 @@
 #include "formats/safetensors.h"
 
 namespace lorafit {
+
+// How the base weights became 4-bit: quantized at load (--quantization_bit 4) or read from a
+// pre-quantized bitsandbytes checkpoint (for messages and the adapter's lorafit_base_model.json).
+struct Quant4Source {
+  Quant4Type type = Quant4Type::NF4;
+  bool double_quant = false;
+  bool from_checkpoint = false;
+};
 
 struct ParamInfo {
   std::string name;            // HF name, "model.layers.3.self_attn.q_proj.weight"
@@ -65,6 +74,7 @@ class ModelWeights {
   // per-layer scratch (once per layer visited; the views stay valid until layer(j ≠ i)).
   LayerWeights layer(int i) const;
   bool quantized() const { return !quant_.empty(); }
+  const std::optional<Quant4Source>& quant_source() const { return quant_source_; }  // set when quantized()
   size_t quantized_bytes() const;  // device bytes of the 4-bit weights (codes + absmax)
   // Binds parameter `name` to `t` instead (same shape and dtype; the caller owns the memory and
   // keeps it alive), e.g. a weight with an adapter merged at load. Throws Error for an unknown
@@ -92,6 +102,7 @@ class ModelWeights {
   std::vector<Quant4Host> quant_host_;
   std::vector<std::unique_ptr<Quant4View>> quant_;  // stable addresses (ParamInfo::quant)
   DType dequant_ = DType::F32;
+  std::optional<Quant4Source> quant_source_;
   size_t scratch_bytes_ = 0;     // one layer's projections dequantized
   mutable void* scratch_ = nullptr;
   mutable int scratch_layer_ = -1;
@@ -106,6 +117,11 @@ class ModelWeights {
 
 // The parameter names and shapes `cfg` implies, in table order (for messages and tests).
 std::vector<ParamInfo> expected_params(const ModelConfig& cfg);
+// The note for --quantization_bit 4 given with a pre-quantized checkpoint, which keeps its stored
+// 4-bit weights (LLaMA-Factory: quantization_bit does not affect PTQ-quantized models); "" otherwise.
+std::string quantization_bit_note(const ModelConfig& cfg, const QuantConfig& q);
+// "4-bit nf4 with double quantization" (for messages).
+std::string quant4_description(const Quant4Source& s);
 // Whether `name` is a projection weight (q/k/v/o/gate/up/down_proj.weight): what QLoRA quantizes.
 bool is_projection_weight(const std::string& name);
 

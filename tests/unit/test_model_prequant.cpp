@@ -7,7 +7,7 @@
 // The dequantized weights must equal bitsandbytes' bit for bit (code[q]·absmax in fp32, the
 // nested absmax code8[q8]·nested + offset): then the only differences left are accumulation
 // order and the compute dtype, and the bounds are those of test_model_forward.cpp:
-//  - llama-bnb-fp4 (fp32 model, compute dtype float32): both sides in fp32, a layer adds at most
+//  - llama-bnb-fp4, stories260K-bnb-nf4 (fp32 models, compute dtype float32): both sides in fp32, a layer adds at most
 //    e_layer = (3C + D + T + H·D + C + F + 16)·eps32 relative error on each side, the final norm
 //    and the lm head (C + 2)·eps32 each: bound = 2·(L·e_layer + 2·(C + 2)·eps32).
 //  - qwen2-bnb-nf4-dq (bf16 model, compute dtype bfloat16): both sides round every activation
@@ -55,7 +55,8 @@ struct Case {
   DType act;
   int quantized;  // 4-bit Linear modules transformers made
 };
-const Case kCases[] = {{"qwen2-bnb-nf4-dq", DType::BF16, 14}, {"llama-bnb-fp4", DType::F32, 20}};
+const Case kCases[] = {
+    {"qwen2-bnb-nf4-dq", DType::BF16, 14}, {"llama-bnb-fp4", DType::F32, 20}, {"stories260K-bnb-nf4", DType::F32, 35}};
 
 TEST(ModelPrequant, DequantizedWeightsEqualBitsandbytes) {
   auto be = make_backend("cpu");

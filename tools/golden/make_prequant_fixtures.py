@@ -15,6 +15,9 @@ Writes:
   tests/fixtures/models/llama-bnb-fp4/      from llama-gqa2-f32: fp4, no double quantization,
         compute dtype float32, quant_storage uint8, llm_int8_skip_modules ["lm_head",
         "model.layers.1.mlp.down_proj"] (one projection stays fp32)
+  tests/fixtures/models/stories260K-bnb-nf4/ from tests/data/stories260K (a pretrained tiny qwen2,
+        tied embeddings): nf4, double quantization, compute dtype float32, plus its tokenizer files
+        (for the CLI tests)
 
 transformers 4.57.6 casts a stored weight to the model's dtype by value on load, packed ones
 too: a quant_storage other than uint8 reloads correctly only when it equals the model dtype
@@ -62,6 +65,10 @@ CASES = {
     "llama-bnb-fp4": dict(src="llama-gqa2-f32", dtype=torch.float32, quant_type="fp4", double_quant=False,
                           compute=torch.float32, storage=torch.uint8,
                           skip=["lm_head", "model.layers.1.mlp.down_proj"]),
+    # A real (pretrained) tiny model with a tokenizer, for the CLI tests (train, generate, merge).
+    "stories260K-bnb-nf4": dict(src="data:stories260K", dtype=torch.float32, quant_type="nf4", double_quant=True,
+                                compute=torch.float32, storage=torch.uint8, skip=None,
+                                copy=["tokenizer.json", "tokenizer_config.json"]),
 }
 
 
@@ -89,7 +96,8 @@ def make(name, c):
     qc = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=c["quant_type"],
                             bnb_4bit_use_double_quant=c["double_quant"], bnb_4bit_compute_dtype=c["compute"],
                             bnb_4bit_quant_storage=c["storage"], llm_int8_skip_modules=c["skip"])
-    src = os.path.join(ROOT, "models", c["src"])
+    src = (os.path.join(ROOT, "..", "data", c["src"][5:]) if c["src"].startswith("data:")
+           else os.path.join(ROOT, "models", c["src"]))
     model = AutoModelForCausalLM.from_pretrained(src, quantization_config=qc, dtype=c["dtype"], device_map="cpu",
                                                  attn_implementation="eager")
     out = os.path.join(ROOT, "models", name)
@@ -98,6 +106,8 @@ def make(name, c):
     for f in os.listdir(out):  # keep config.json + model.safetensors (generation_config.json too)
         if f not in ("config.json", "model.safetensors", "generation_config.json"):
             os.remove(os.path.join(out, f))
+    for f in c.get("copy", []):
+        shutil.copy(os.path.join(src, f), os.path.join(out, f))
 
     # Reload from the folder alone, as a user of the checkpoint does.
     re = AutoModelForCausalLM.from_pretrained(out, dtype=c["dtype"], device_map="cpu", attn_implementation="eager")
