@@ -61,16 +61,25 @@ std::vector<std::string> chat_mismatches(const TokenizerConfig& adapter, const T
   return w;
 }
 
-nlohmann::ordered_json trained_template_vars(const fs::path& adapter_dir) {
-  nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+std::optional<nlohmann::ordered_json> lorafit_base_record(const fs::path& adapter_dir) {
   const fs::path f = adapter_dir / "lorafit_base_model.json";
-  if (!fs::exists(f)) return vars;
+  if (!fs::exists(f)) return std::nullopt;
   nlohmann::ordered_json j;
   try {
     j = nlohmann::ordered_json::parse(read_file(f));
   } catch (const nlohmann::json::exception& e) {
     throw Error("{}: not valid JSON ({})", f.string(), e.what());
   }
+  if (!j.is_object()) throw Error("{}: expected a JSON object", f.string());
+  return j;
+}
+
+nlohmann::ordered_json trained_template_vars(const fs::path& adapter_dir) {
+  nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+  const auto rec = lorafit_base_record(adapter_dir);
+  if (!rec) return vars;
+  const nlohmann::ordered_json& j = *rec;
+  const fs::path f = adapter_dir / "lorafit_base_model.json";
   if (j.contains("enable_thinking")) {
     if (!j["enable_thinking"].is_boolean())
       throw Error("{}: enable_thinking must be true or false, not {}", f.string(), j["enable_thinking"].dump());
