@@ -38,7 +38,9 @@ void run_merge(const MergeOptions& o) {
   const fs::path model = o.model.empty() ? resolve_base_model(o.adapter) : fs::path(o.model);
   MergeExportOptions opts;
   opts.max_shard_bytes = parse_size(o.max_shard_size);
-  const int n = export_merged(model, o.adapter, o.output, opts);
+  const std::string warning = qlora_merge_warning(o.adapter, model);
+  const int n = export_merged(model, o.adapter, o.output, opts);  // refuses a 4-bit model folder by name
+  if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
   std::printf("merged %d adapted modules of %s into %s -> %s\n", n, o.adapter.c_str(), model.string().c_str(),
               o.output.c_str());
 }

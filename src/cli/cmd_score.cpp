@@ -61,6 +61,8 @@ void run_score(const ScoreOptions& o) {
   auto be = make_backend(o.device);
   const DType act = inference_act_dtype(o.dtype, o.device, fs::path(o.model));
   Model model(*be, o.model, act, quant_config(o.quant));
+  if (const std::string n = quantization_bit_note(model.config(), quant_config(o.quant)); !n.empty())
+    fmt::print(stderr, "{}\n", n);
   if (model.weights_rounded())
     fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",
                dtype_name(model.checkpoint_dtype()));

@@ -210,6 +210,9 @@ GgufExportResult export_gguf_model(const GgufExportOptions& o) {
   const fs::path config_file = o.model_dir / "config.json";
   if (!fs::exists(config_file)) throw Error("{}: no config.json; expected a Hugging Face model folder", o.model_dir.string());
   const ModelConfig cfg = load_model_config(config_file);
+  refuse_4bit_checkpoint(cfg.bnb4, config_file.string(),
+                         "lorafit export --format gguf converts 16/32-bit weights: pass the unquantized base folder "
+                         "with --model");
   const GgufArch arch = gguf_arch_for(cfg, config_file.string());
   const json c = parse_json(read_file(config_file), config_file.string());
   const SafetensorsSet files(o.model_dir);

@@ -160,6 +160,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.model_type = f.string_or("model_type", "");
   const FamilyDefaults d = family_of(c.model_type, label);
   c.family = d.family;
+  c.bnb4 = parse_quantization_config(j, label);
 
   c.vocab_size = f.required_size("vocab_size");
   c.hidden_size = f.required_size("hidden_size");

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/bnb_checkpoint.h"
 #include "formats/rope.h"
 #include "util/file.h"
 
@@ -37,6 +38,7 @@ struct ModelConfig {
   std::optional<int> bos_token_id, eos_token_id;  // eos_token_id: the first of eos_token_ids
   std::vector<int> eos_token_ids;     // config.json may give a list (Llama 3)
   std::string torch_dtype;            // torch_dtype (transformers 4) or dtype (5); "" when absent
+  std::optional<Bnb4bitConfig> bnb4;  // quantization_config of a bitsandbytes 4-bit checkpoint (others are refused)
 };
 
 // Parses and validates. The sizes (vocab, hidden, intermediate, layers, heads) are required;
@@ -44,7 +46,8 @@ struct ModelConfig {
 // Qwen2/Qwen3 32, Mistral 8, Llama = heads; Qwen3 head_dim 128). Every field that changes the
 // numbers is honoured or refused with an Error naming the file and field (a rope type,
 // hidden_act, attention_dropout, layer type... that lorafit does not implement; an
-// architecture it does not support, by name).
+// architecture it does not support, by name; a quantization_config other than bitsandbytes 4-bit,
+// by its quant_method: formats/bnb_checkpoint.h).
 ModelConfig parse_model_config(const std::string& json_text, const std::string& label);
 ModelConfig load_model_config(const fs::path& config_json);
 

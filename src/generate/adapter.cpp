@@ -104,10 +104,42 @@ void merge_adapter_into(Model& model, const LoraParams& p, MergedWeights& store)
   }
 }
 
+std::string qlora_merge_warning(const fs::path& adapter_dir, const fs::path& model_dir) {
+  std::string how;  // what says the base was 4-bit
+  if (const auto rec = lorafit_base_record(adapter_dir)) {
+    if (!rec->contains("quantization") || !(*rec)["quantization"].is_object()) return "";
+    const auto& q = (*rec)["quantization"];
+    how = fmt::format("{}{}, {}; recorded in {}", q.value("quant_type", std::string("?")),
+                      q.value("double_quant", false) ? " with double quantization" : "",
+                      q.value("source", std::string("")) == "quantization_bit" ? "quantized at load"
+                                                                               : "a bitsandbytes checkpoint",
+                      (adapter_dir / "lorafit_base_model.json").string());
+  } else {
+    const std::string base = adapter_base_model(adapter_dir);
+    fs::path p(base);
+    if (p.is_relative() && !fs::exists(p)) p = adapter_dir / p;  // as resolve_base_model reads it
+    if (base.empty() || !fs::exists(p / "config.json")) return "";
+    const auto bnb4 = load_model_config(p / "config.json").bnb4;
+    if (!bnb4) return "";
+    how = fmt::format("{}{}: its base_model_name_or_path {} is a bitsandbytes 4-bit checkpoint",
+                      quant4_type_name(bnb4->quant_type), bnb4->double_quant ? " with double quantization" : "", base);
+  }
+  return fmt::format("warning: {} was trained on 4-bit base weights ({}). Merged into the unquantized weights of {}, it "
+                     "computes slightly different outputs than during training, where every projection was the "
+                     "dequantized 4-bit weight: the merged model has W + s·B·A on the unrounded W. Check the merged "
+                     "model (lorafit eval), or keep the adapter unmerged on the 4-bit base",
+                     adapter_dir.string(), how, model_dir.string());
+}
+
 int export_merged(const fs::path& model_dir, const fs::path& adapter_dir, const fs::path& output,
                   const MergeExportOptions& opts) {
   if (fs::exists(output)) throw Error("--output_dir {} already exists; choose a new folder name", output.string());
   if (opts.max_shard_bytes < 1) throw Error("--max_shard_size must be positive");
+  if (fs::exists(model_dir / "config.json"))
+    refuse_4bit_checkpoint(load_model_config(model_dir / "config.json").bnb4, (model_dir / "config.json").string(),
+                           "lorafit merge writes W + s·B·A in the base model's 16/32-bit dtype and needs the "
+                           "unquantized weights: pass the bf16 base folder with --model (PEFT users merge a QLoRA "
+                           "adapter into the bf16 model too, not into the 4-bit one)");
   auto be = make_backend("cpu");
   const Model model(*be, model_dir);  // checks the base folder and binds (validates) its tensors
   const std::unique_ptr<LoraParams> p = load_adapter(*be, model.config(), adapter_dir);

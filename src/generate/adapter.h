@@ -43,6 +43,13 @@ class MergedWeights {
 // then computes as base + adapter with no LoRA branch. CPU backend only.
 void merge_adapter_into(Model& model, const LoraParams& p, MergedWeights& store);
 
+// The warning for merging an adapter trained on 4-bit base weights (QLoRA) into the 16/32-bit
+// `model_dir`, "" when there is nothing to warn about. The 4-bit base is known from the adapter's
+// lorafit_base_model.json ("quantization", written by lorafit train), or for a PEFT-written
+// adapter (no such file) from its base_model_name_or_path being a bitsandbytes 4-bit folder here;
+// otherwise a PEFT adapter carries no mark of it and nothing is said.
+std::string qlora_merge_warning(const fs::path& adapter_dir, const fs::path& model_dir);
+
 struct MergeExportOptions {
   int64_t max_shard_bytes = int64_t{2} << 30;  // 2 GiB, as transformers' "2GB"-ish default
 };

@@ -61,16 +61,25 @@ std::vector<std::string> chat_mismatches(const TokenizerConfig& adapter, const T
   return w;
 }
 
-nlohmann::ordered_json trained_template_vars(const fs::path& adapter_dir) {
-  nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+std::optional<nlohmann::ordered_json> lorafit_base_record(const fs::path& adapter_dir) {
   const fs::path f = adapter_dir / "lorafit_base_model.json";
-  if (!fs::exists(f)) return vars;
+  if (!fs::exists(f)) return std::nullopt;
   nlohmann::ordered_json j;
   try {
     j = nlohmann::ordered_json::parse(read_file(f));
   } catch (const nlohmann::json::exception& e) {
     throw Error("{}: not valid JSON ({})", f.string(), e.what());
   }
+  if (!j.is_object()) throw Error("{}: expected a JSON object", f.string());
+  return j;
+}
+
+nlohmann::ordered_json trained_template_vars(const fs::path& adapter_dir) {
+  nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+  const auto rec = lorafit_base_record(adapter_dir);
+  if (!rec) return vars;
+  const nlohmann::ordered_json& j = *rec;
+  const fs::path f = adapter_dir / "lorafit_base_model.json";
   if (j.contains("enable_thinking")) {
     if (!j["enable_thinking"].is_boolean())
       throw Error("{}: enable_thinking must be true or false, not {}", f.string(), j["enable_thinking"].dump());
@@ -93,6 +102,8 @@ Inference::Inference(const InferenceOptions& o) {
   be_ = make_backend(o.device);
   const DType act = inference_act_dtype(o.dtype, o.device, dir);
   model_ = std::make_unique<Model>(*be_, dir, act, quant_config(o.quant));
+  if (const std::string n = quantization_bit_note(model_->config(), quant_config(o.quant)); !n.empty())
+    fmt::print(stderr, "{}\n", n);
   if (model_->weights_rounded())
     fmt::print(stderr, "note: --dtype bf16 with {} weights: they were rounded to bf16 once at load\n",
                dtype_name(model_->checkpoint_dtype()));

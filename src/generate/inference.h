@@ -92,6 +92,9 @@ class Inference {
 // change what the model sees or where it stops (chat template, eos_token), one line each with
 // both values.
 std::vector<std::string> chat_mismatches(const TokenizerConfig& adapter, const TokenizerConfig& base);
+// The adapter's lorafit_base_model.json (what a lorafit training run records beside the adapter:
+// base path, fingerprint, template, 4-bit base), or nullopt when there is none (a PEFT adapter).
+std::optional<nlohmann::ordered_json> lorafit_base_record(const fs::path& adapter_dir);
 // The template variables a training run recorded in the adapter's lorafit_base_model.json
 // (enable_thinking), as an object; {} when none.
 nlohmann::ordered_json trained_template_vars(const fs::path& adapter_dir);

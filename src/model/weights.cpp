@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "formats/bnb_checkpoint.h"
 #include "lora/lora_config.h"
 #include "util/error.h"
 
@@ -93,6 +94,30 @@ bool ignored_extra(const std::string& name, const ModelConfig& cfg) {
   return name.size() > inv.size() && name.compare(name.size() - inv.size(), inv.size(), inv) == 0;
 }
 
+// "model.layers.0.self_attn.q_proj" of "model.layers.0.self_attn.q_proj.weight".
+std::string module_of(const std::string& weight_name) { return weight_name.substr(0, weight_name.rfind('.')); }
+
+// A module transformers keeps unquantized (a skip module, the lm head) stored as 4-bit codes
+// anyway: transformers would fail on it (a packed (n/2, 1) tensor for an (O, I) Linear); lorafit
+// names it. A 4-bit lm head (llm_int8_skip_modules without "lm_head") is not supported.
+void refuse_4bit_kept_module(const SafetensorsSet& files, const std::string& weight, bool skip_list_given) {
+  for (const char* t : {"nf4", "fp4"}) {
+    const TensorInfo* qs = files.find(fmt::format("{}.quant_state.bitsandbytes__{}", weight, t));
+    if (!qs) continue;
+    if (weight == "lm_head.weight")
+      throw Error("{}: tensor \"{}\" is stored as 4-bit ({}): {}lorafit keeps the lm head in 16/32 bits (transformers' "
+                  "default) and cannot read a 4-bit one; quantize the model again with \"lm_head\" in "
+                  "llm_int8_skip_modules",
+                  qs->file, weight, t,
+                  skip_list_given ? "config.json's llm_int8_skip_modules does not name \"lm_head\", so transformers "
+                                    "quantized it; "
+                                  : "");
+    throw Error("{}: tensor \"{}\" is stored as 4-bit ({}), but config.json's quantization_config keeps this module "
+                "unquantized (llm_int8_skip_modules); the file and the config disagree",
+                qs->file, weight, t);
+  }
+}
+
 Tensor make_tensor(void* data, DType t, const std::vector<int64_t>& s, Device dev) {
   Tensor x;
   x.data = data;
@@ -128,8 +153,15 @@ ModelWeights::ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& 
   params_ = expected_params(cfg);
   globals_ = cfg.tie_word_embeddings ? 2 : 3;
   std::set<std::string> expected;
+  std::vector<std::pair<ParamInfo*, Quant4View>> prequantized;  // stored as 4-bit (bnb4): views into the mapping
   for (auto& p : params_) {
     expected.insert(p.name);
+    if (cfg.bnb4 && is_projection_weight(p.name) && !bnb_skips_module(*cfg.bnb4, module_of(p.name))) {
+      for (const std::string& n : bnb4_state_names(p.name, *cfg.bnb4)) expected.insert(n);
+      prequantized.emplace_back(&p, read_bnb4_weight(*files_, p.name, p.shape[0], p.shape[1], *cfg.bnb4, where));
+      continue;
+    }
+    if (cfg.bnb4) refuse_4bit_kept_module(*files_, p.name, cfg.bnb4->skip_modules.has_value());
     const TensorInfo* t = files_->find(p.name);
     if (t == nullptr)
       throw Error("{}: tensor \"{}\" is missing; config.json implies shape {}", where, p.name, shape_str(p.shape));
@@ -141,12 +173,14 @@ ModelWeights::ModelWeights(Backend& be, const ModelConfig& cfg, const fs::path& 
     // view() refuses data not aligned to its element size: the kernels read it in place.
     p.tensor = make_tensor(t->view().data, t->dtype, p.shape, Device::CPU);
   }
+  if (cfg.bnb4) refuse_4bit_kept_module(*files_, "lm_head.weight", cfg.bnb4->skip_modules.has_value());
   for (const TensorInfo* t : files_->all())
     if (!expected.count(t->name) && !ignored_extra(t->name, cfg))
       throw Error("{}: unexpected tensor \"{}\" with shape {}; a {} model with this config.json has no such parameter",
                   t->file, t->name, shape_str(t->shape), cfg.model_type);
 
-  if (quant.enabled) quantize_projections(quant, dequant);
+  if (!prequantized.empty()) install_prequantized(prequantized, dequant);
+  else if (quant.enabled && !cfg.bnb4) quantize_projections(quant, dequant);  // a 4-bit checkpoint stays as stored
   if (be.device() != Device::CPU) {  // one copy per tensor on the device; the mapping stays host-side
     for (auto& p : params_) {
       if (p.quant) continue;  // already on the device
@@ -166,10 +200,68 @@ ModelWeights::~ModelWeights() {
   if (scratch_) be_.free(scratch_);
 }
 
+std::string quantization_bit_note(const ModelConfig& cfg, const QuantConfig& q) {
+  if (!cfg.bnb4 || !q.enabled) return "";
+  return fmt::format("note: --quantization_bit 4 is ignored: config.json's quantization_config says the checkpoint is "
+                     "already bitsandbytes 4-bit ({}{}), and its stored 4-bit weights are used as they are",
+                     quant4_type_name(cfg.bnb4->quant_type), cfg.bnb4->double_quant ? ", double quantization" : "");
+}
+
+std::string quant4_description(const Quant4Source& s) {
+  return fmt::format("4-bit {}{}", quant4_type_name(s.type), s.double_quant ? " with double quantization" : "");
+}
+
 bool is_projection_weight(const std::string& name) {
   for (int p = 0; p < kNumProj; ++p)
     if (name.ends_with(fmt::format(".{}.weight", proj_path(static_cast<Proj>(p))))) return true;
   return false;
+}
+
+Tensor ModelWeights::to_device(Tensor t) {
+  if (be_.device() == Device::CPU || t.empty()) return t;
+  void* d = be_.alloc(t.nbytes());
+  be_.upload(d, t.data, t.nbytes());
+  device_copies_.push_back(d);
+  t.data = d;
+  t.device = be_.device();
+  return t;
+}
+
+void ModelWeights::bind_quantized(ParamInfo& p, std::unique_ptr<Quant4View> view, DType dequant) {
+  p.quant = view.get();
+  p.tensor = make_tensor(nullptr, dequant, p.shape, be_.device());  // its dequantized form (no data of its own)
+  quant_.push_back(std::move(view));
+}
+
+void ModelWeights::size_scratch() {
+  const int layers = (static_cast<int>(params_.size()) - globals_) / per_layer_;
+  for (int i = 0; i < layers; ++i) {  // the layer with the most 4-bit bytes (skip modules differ per layer)
+    size_t n = 0;
+    for (int k = 0; k < per_layer_; ++k) {
+      const ParamInfo& p = params_[static_cast<size_t>(globals_ + i * per_layer_ + k)];
+      if (p.quant) n += p.tensor.nbytes();
+    }
+    scratch_bytes_ = std::max(scratch_bytes_, n);
+  }
+}
+
+void ModelWeights::install_prequantized(std::vector<std::pair<ParamInfo*, Quant4View>>& weights, DType dequant) {
+  LF_CHECK(dequant == DType::F32 || dequant == DType::BF16, "dequantize to {}", dtype_name(dequant));
+  dequant_ = dequant;
+  // bitsandbytes' kernels use the built-in code book of the quant_type: one device copy per type.
+  Tensor code4[2] = {to_device(Tensor(const_cast<float*>(quant4_code(Quant4Type::NF4)), DType::F32, {16})),
+                     to_device(Tensor(const_cast<float*>(quant4_code(Quant4Type::FP4)), DType::F32, {16}))};
+  for (auto& [p, v] : weights) {
+    auto view = std::make_unique<Quant4View>(v);  // CPU: views of the mapping, which files_ keeps alive
+    view->packed = to_device(view->packed);
+    view->absmax = to_device(view->absmax);
+    view->nested_absmax = to_device(view->nested_absmax);
+    view->code8 = to_device(view->code8);  // the checkpoint's nested_quant_map
+    view->code4 = code4[v.type == Quant4Type::NF4 ? 0 : 1];
+    bind_quantized(*p, std::move(view), dequant);
+  }
+  size_scratch();
+  quant_source_ = Quant4Source{weights.front().second.type, weights.front().second.nested(), true};
 }
 
 void ModelWeights::quantize_projections(const QuantConfig& qc, DType dequant) {
@@ -179,15 +271,6 @@ void ModelWeights::quantize_projections(const QuantConfig& qc, DType dequant) {
   // The code books every view points at: static host tables, or one device copy of each.
   Tensor code4(const_cast<float*>(quant4_code(qc.type)), DType::F32, {16});
   Tensor code8(const_cast<float*>(dynamic8_code()), DType::F32, {256});
-  auto to_device = [&](Tensor t) {
-    if (on_cpu || t.empty()) return t;
-    void* d = be_.alloc(t.nbytes());
-    be_.upload(d, t.data, t.nbytes());
-    device_copies_.push_back(d);
-    t.data = d;
-    t.device = be_.device();
-    return t;
-  };
   code4 = to_device(code4);
   code8 = to_device(code8);
   size_t n_quant = 0;
@@ -212,14 +295,10 @@ void ModelWeights::quantize_projections(const QuantConfig& qc, DType dequant) {
     view->code4 = code4;
     view->code8 = h.nested ? code8 : Tensor();
     if (on_cpu) quant_host_.push_back(std::move(h));  // a vector's move keeps its buffer: views stay valid
-    p.quant = view.get();
-    p.tensor.data = nullptr;
-    p.tensor.dtype = dequant;
-    p.tensor.device = be_.device();
-    quant_.push_back(std::move(view));
+    bind_quantized(p, std::move(view), dequant);
   }
-  for (const auto& p : params_)  // every layer has layer 0's shapes
-    if (p.quant && p.name.starts_with("model.layers.0.")) scratch_bytes_ += p.tensor.nbytes();
+  size_scratch();
+  quant_source_ = Quant4Source{qc.type, qc.double_quant, false};
 }
 
 size_t ModelWeights::quantized_bytes() const {

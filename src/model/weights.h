@@ -9,6 +9,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,14 @@
 #include "formats/safetensors.h"
 
 namespace lorafit {
+
+// How the base weights became 4-bit: quantized at load (--quantization_bit 4) or read from a
+// pre-quantized bitsandbytes checkpoint (for messages and the adapter's lorafit_base_model.json).
+struct Quant4Source {
+  Quant4Type type = Quant4Type::NF4;
+  bool double_quant = false;
+  bool from_checkpoint = false;
+};
 
 struct ParamInfo {
   std::string name;            // HF name, "model.layers.3.self_attn.q_proj.weight"
@@ -44,6 +53,9 @@ class ModelWeights {
   // Binds every tensor of the model folder `dir` (model.safetensors or an index + shards)
   // to the parameters `cfg` implies. Throws Error naming the file and tensor when one is
   // missing, unexpected, misshapen or of a dtype other than F32/BF16/F16.
+  // A folder whose config.json has a bitsandbytes 4-bit quantization_config (cfg.bnb4) is read
+  // as transformers reads it (formats/bnb_checkpoint.h): the projections it quantized are bound
+  // as 4-bit weights from their stored codes, whatever `quant` says.
   // quant.enabled: the projections' weights (q, k, v, o, gate, up, down) are quantized to 4 bits
   // at load, one tensor at a time straight from the mapping (bitsandbytes' quantize_4bit; no
   // 16-bit copy of the model is made); layer(i) then dequantizes layer i's seven into one
@@ -62,6 +74,7 @@ class ModelWeights {
   // per-layer scratch (once per layer visited; the views stay valid until layer(j ≠ i)).
   LayerWeights layer(int i) const;
   bool quantized() const { return !quant_.empty(); }
+  const std::optional<Quant4Source>& quant_source() const { return quant_source_; }  // set when quantized()
   size_t quantized_bytes() const;  // device bytes of the 4-bit weights (codes + absmax)
   // Binds parameter `name` to `t` instead (same shape and dtype; the caller owns the memory and
   // keeps it alive), e.g. a weight with an adapter merged at load. Throws Error for an unknown
@@ -89,14 +102,26 @@ class ModelWeights {
   std::vector<Quant4Host> quant_host_;
   std::vector<std::unique_ptr<Quant4View>> quant_;  // stable addresses (ParamInfo::quant)
   DType dequant_ = DType::F32;
+  std::optional<Quant4Source> quant_source_;
   size_t scratch_bytes_ = 0;     // one layer's projections dequantized
   mutable void* scratch_ = nullptr;
   mutable int scratch_layer_ = -1;
   void quantize_projections(const QuantConfig& quant, DType act);
+  // A pre-quantized (bitsandbytes 4-bit) checkpoint's weights: views into the mapping, uploaded
+  // to the device when it is not the CPU.
+  void install_prequantized(std::vector<std::pair<ParamInfo*, Quant4View>>& weights, DType dequant);
+  void bind_quantized(ParamInfo& p, std::unique_ptr<Quant4View> view, DType dequant);
+  void size_scratch();     // scratch_bytes_: the largest layer's 4-bit weights dequantized
+  Tensor to_device(Tensor t);  // the CPU tensor t itself, or a device copy (owned here)
 };
 
 // The parameter names and shapes `cfg` implies, in table order (for messages and tests).
 std::vector<ParamInfo> expected_params(const ModelConfig& cfg);
+// The note for --quantization_bit 4 given with a pre-quantized checkpoint, which keeps its stored
+// 4-bit weights (LLaMA-Factory: quantization_bit does not affect PTQ-quantized models); "" otherwise.
+std::string quantization_bit_note(const ModelConfig& cfg, const QuantConfig& q);
+// "4-bit nf4 with double quantization" (for messages).
+std::string quant4_description(const Quant4Source& s);
 // Whether `name` is a projection weight (q/k/v/o/gate/up/down_proj.weight): what QLoRA quantizes.
 bool is_projection_weight(const std::string& name);
 

@@ -48,6 +48,7 @@ void write_folder(const fs::path& dir, const LoraParams& lora, const CheckpointI
                                 {"fingerprint_method", "fnv1a64(config.json + safetensors headers)"}};
     if (!info.chat_template_from.empty()) base["chat_template_from"] = info.chat_template_from;
     if (info.enable_thinking) base["enable_thinking"] = *info.enable_thinking;
+    if (!info.quantization.is_null()) base["quantization"] = info.quantization;
     write_file_atomic(tmp / "lorafit_base_model.json", base.dump(2) + "\n");
     if (st) {
       const std::vector<float> m = download(*be, lora.adam_m()), v = download(*be, lora.adam_v());

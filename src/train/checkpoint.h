@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "lora/lora_params.h"
 #include "util/file.h"
 
@@ -44,6 +46,7 @@ struct CheckpointInfo {
   std::string chat_template;    // the template the run trains with: saved as chat_template.jinja ("" = none)
   std::string chat_template_from;       // its file, recorded in lorafit_base_model.json
   std::optional<bool> enable_thinking;  // recorded there too; chat/generate use it by default
+  nlohmann::ordered_json quantization;  // the 4-bit base ({bits, quant_type, double_quant, source}), null for none
 };
 
 // A self-contained adapter folder (no optimizer state), written atomically as dir.

@@ -23,19 +23,29 @@ MemoryPlan plan_memory(const fs::path& model_dir, const TrainSettings& s, int64_
   if (act == DType::BF16 && c.torch_dtype != "bfloat16")
     p.weights *= c.torch_dtype == "float16" ? 2.0 : 1.5;  // fp32 files: + half their size
   const QuantConfig q = train_quant_config(s);
-  if (q.enabled) {  // the 4-bit projections, the rest as the run holds it, one dequantized layer
+  // The 4-bit projections (quantized at load, or as a bitsandbytes checkpoint stores them: the same
+  // bytes plus a few hundred per weight for quant_map and the quant_state JSON), the rest as the run
+  // holds it, and the largest layer dequantized.
+  if (q.enabled || c.bnb4) {
     const double es_file = c.torch_dtype == "float32" ? 4 : 2, es_rest = act == DType::BF16 ? 2 : es_file;
     const double es_act = static_cast<double>(dtype_size(act));
+    const bool nested = c.bnb4 ? c.bnb4->double_quant : q.double_quant;
     double rest = 0;
+    std::vector<double> layer_scratch(static_cast<size_t>(c.num_layers), 0.0);
     for (const ParamInfo& w : expected_params(c)) {
       int64_t n = 1;
       for (int64_t d : w.shape) n *= d;
-      if (!is_projection_weight(w.name)) rest += es_rest * static_cast<double>(n);
-      else {
-        p.quantized += static_cast<double>(quant4_nbytes(n, q.double_quant));
-        if (w.name.starts_with("model.layers.0.")) p.dequant_scratch += es_act * static_cast<double>(n);
+      const bool four_bit = is_projection_weight(w.name) &&
+                            !(c.bnb4 && bnb_skips_module(*c.bnb4, w.name.substr(0, w.name.rfind('.'))));
+      if (!four_bit) {
+        rest += es_rest * static_cast<double>(n);
+        continue;
       }
+      p.quantized += static_cast<double>(quant4_nbytes(n, nested));
+      const size_t layer = std::stoul(w.name.substr(std::string("model.layers.").size()));
+      layer_scratch[layer] += es_act * static_cast<double>(n);
     }
+    for (double b : layer_scratch) p.dequant_scratch = std::max(p.dequant_scratch, b);
     p.weights = rest + p.quantized + p.dequant_scratch;
   }
 

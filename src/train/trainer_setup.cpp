@@ -135,6 +135,16 @@ void check_memory(Run& r) {
         plan.total() / GiB, plan.available / GiB, plan.available_source);
 }
 
+// What lorafit_base_model.json records about a 4-bit base (lorafit merge warns from it).
+static nlohmann::ordered_json quantization_record(const ModelWeights& w) {
+  const auto& q = w.quant_source();
+  if (!q) return nullptr;
+  return {{"bits", 4},
+          {"quant_type", std::string(quant4_type_name(q->type))},
+          {"double_quant", q->double_quant},
+          {"source", q->from_checkpoint ? "bitsandbytes checkpoint" : "quantization_bit"}};
+}
+
 void load_model(Run& r) {
   const TrainSettings& s = r.s;
   r.be = make_backend(s.device);
@@ -150,11 +160,12 @@ void load_model(Run& r) {
                            "they run on any x86-64 CPU",
                            f.empty() ? "this CPU has no bf16 instructions (fallback path)" : "bf16 instructions: " + f));
   }
-  if (r.model->weights().quantized())
-    r.con.line(fmt::format("QLoRA: the projection weights are quantized to 4-bit {}{} at load ({:.1f} MiB); each layer "
-                           "is dequantized into a {} scratch before its matmuls",
-                           quant4_type_name(train_quant_config(s).type),
-                           s.double_quantization ? " with double quantization" : "",
+  if (const std::string n = quantization_bit_note(r.model->config(), train_quant_config(s)); !n.empty()) r.con.line(n);
+  if (const auto& q = r.model->weights().quant_source())
+    r.con.line(fmt::format("QLoRA: the projection weights are {} {} ({:.1f} MiB); each layer is dequantized into a {} "
+                           "scratch before its matmuls",
+                           quant4_description(*q),
+                           q->from_checkpoint ? "as stored in the bitsandbytes checkpoint" : "quantized at load",
                            static_cast<double>(r.model->weights().quantized_bytes()) / (1 << 20),
                            r.act == DType::BF16 ? "bf16" : "fp32"));
   if (r.model->weights_rounded())
@@ -270,7 +281,7 @@ void open_run_folder(Run& r) {
   r.ck_info = {fs::absolute(s.model_name_or_path).lexically_normal().string(), s.model_name_or_path,
                r.renderer->template_text(),
                s.chat_template.empty() ? r.renderer->config().template_source : s.chat_template,
-               r.renderer->setup().enable_thinking};
+               r.renderer->setup().enable_thinking, quantization_record(r.model->weights())};
 
   const int64_t trainable = r.lora->num_params(), all = r.model->weights().num_params() + trainable;
   r.con.line(fmt::format("model {} ({} layers, hidden {}, vocab {}); LoRA r {} alpha {} dropout {} on {} modules",
