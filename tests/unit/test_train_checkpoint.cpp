@@ -52,7 +52,7 @@ TEST(TrainCheckpoint, RoundTripIsExactAndFolderIsSelfContained) {
   st.log_loss_count = 3;
   st.settings_hash = "abc";
   st.num_examples = 99;
-  const CheckpointInfo info{kModel.string(), kModel, {}, {}, {}};
+  const CheckpointInfo info{kModel.string(), kModel, {}, {}, {}, {}};
   save_checkpoint(out / "checkpoint-12", a, *be, info, st);
   for (const char* f : {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
                         "lorafit_base_model.json", "optimizer.safetensors", "trainer_state.json"})
@@ -129,7 +129,7 @@ TEST(TrainCheckpoint, AdapterMatchesPeftLayout) {
   lora_init_peft(a, 1, false);
   const fs::path out = fs::temp_directory_path() / "lorafit_test_ckpt_peft";
   fs::remove_all(out);
-  save_adapter_folder(out, a, {kModel.string(), kModel, {}, {}, {}});
+  save_adapter_folder(out, a, {kModel.string(), kModel, {}, {}, {}, {}});
   const SafetensorsFile st(out / "adapter_model.safetensors");
   EXPECT_EQ(st.metadata(), (std::map<std::string, std::string>{{"format", "pt"}}));
   const ModelConfig& c = m.config();  // stories260K: C 64, F 172, H·D 64, Hkv·D 32, 5 layers
@@ -185,7 +185,7 @@ TEST_P(PeftRoundTrip, WriterGivesPeftsFile) {
   load_peft_adapter_weights(adir, a);
   const fs::path out = fs::temp_directory_path() / ("lorafit_test_peft_rt_" + GetParam());
   fs::remove_all(out);
-  save_adapter_folder(out, a, {base.string(), base, {}, {}, {}});
+  save_adapter_folder(out, a, {base.string(), base, {}, {}, {}, {}});
   const SafetensorsFile peft(adir / "adapter_model.safetensors");
   const SafetensorsFile ours(out / "adapter_model.safetensors");
   ASSERT_EQ(ours.tensors().size(), peft.tensors().size());
