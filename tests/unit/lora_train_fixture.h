@@ -15,6 +15,8 @@
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
 #include "lora/lora_params.h"
+#include "model/model.h"
+#include "train/dora_init.h"
 #include "train/train_step.h"
 #include "util/file.h"
 
@@ -110,6 +112,29 @@ inline double model_rel_bound(const ModelConfig& c, int64_t T, bool dora = false
   const int64_t K = std::max<int64_t>({c.hidden_size, c.intermediate_size, c.vocab_size, T});
   const double ops = dora ? 26.0 : 12.0;
   return 2.0 * (ops * c.num_layers + 4.0) * static_cast<double>(K) * (FLT_EPSILON / 2);
+}
+
+// The DoRA magnitude init of a case: PEFT's ("init." tensors of the fixture) and lorafit's
+// (init_dora_magnitude_from_base on m), one pair per magnitude tensor of the adapter.
+struct MagnitudeInit {
+  std::string key;
+  std::vector<float> got, want;  // (O) each
+};
+inline std::vector<MagnitudeInit> dora_magnitude_init(Backend& be, const TrainCase& tc, const Model& m) {
+  LoraParams p(be, tc.lora_config(), m.config());
+  tc.load_lora(p, "init");
+  const std::vector<float> want = p.download_params();
+  init_dora_magnitude_from_base(p, m);
+  const std::vector<float> got = p.download_params();
+  std::vector<MagnitudeInit> out;
+  for (const LoraTensor& t : p.tensors()) {
+    if (!t.is_m) continue;
+    const auto at = [&](const std::vector<float>& v) {
+      return std::vector<float>(v.begin() + t.offset, v.begin() + t.offset + t.numel());
+    };
+    out.push_back({t.key, at(got), at(want)});
+  }
+  return out;
 }
 
 }  // namespace lorafit::testing

@@ -28,7 +28,6 @@
 
 #include "backend/backend.h"
 #include "model/model.h"
-#include "train/dora_init.h"
 #include "train/train_step.h"
 #include "unit/lora_train_fixture.h"
 
@@ -141,20 +140,10 @@ TEST(TrainBf16, DoraMagnitudeInitIsPeftsOnABf16Base) {
   TrainCase tc("qwen2-untied-bf16-dora");
   auto be = make_backend("cpu");
   const Model m(*be, tc.model_dir, DType::BF16);
-  LoraParams p(*be, tc.lora_config(), m.config());
-  tc.load_lora(p, "init");
-  const std::vector<float> want = p.download_params();
-  init_dora_magnitude_from_base(p, m);
-  const std::vector<float> got = p.download_params();
-  int checked = 0;
-  for (const LoraTensor& t : p.tensors()) {
-    if (!t.is_m) continue;
-    for (int64_t i = 0; i < t.numel(); ++i)
-      ASSERT_EQ(got[static_cast<size_t>(t.offset + i)], want[static_cast<size_t>(t.offset + i)])
-          << t.key << "[" << i << "]";
-    ++checked;
-  }
-  EXPECT_EQ(checked, 14);  // 2 layers × 7 projections
+  const auto inits = testing::dora_magnitude_init(*be, tc, m);
+  for (const auto& mi : inits)
+    for (size_t i = 0; i < mi.want.size(); ++i) ASSERT_EQ(mi.got[i], mi.want[i]) << mi.key << "[" << i << "]";
+  EXPECT_EQ(inits.size(), 14u);  // 2 layers × 7 projections
 }
 
 }  // namespace

@@ -159,6 +159,16 @@ def train_case():
     steps, micro, info, grad1, final = train_run(mb, init, batches, autocast=True)
     steps32, micro32, _, _, final32 = train_run(build_peft(torch.float32), init, batches, autocast=False)
 
+    save_train_case(TRAIN_CASE, batches, init, grad1, final, final32, steps, micro, info, steps32, micro32,
+                    note="steps/final: bf16 weights, forward under torch.autocast(cpu, bf16), SDPA attention, fp32 LoRA "
+                         "masters/grads/AdamW (Trainer bf16=True); steps_fp32/final_fp32: the same weights upcast to "
+                         "fp32, no autocast, same init and data")
+
+
+def save_train_case(case, batches, init, grad1, final, final32, steps, micro, info, steps32, micro32, note,
+                    use_dora=False):
+    """Writes tests/fixtures/train/<case>/{tensors.safetensors, case.json} of a bf16-vs-fp32 pair of
+    runs on TRAIN's model, data and optimizer (also make_dora_fixtures.py's bf16 DoRA case)."""
     tensors = {}
     for k, (ids, mask, labels) in enumerate(batches):
         tensors[f"ids.{k}"] = ids
@@ -167,27 +177,27 @@ def train_case():
     for prefix, d in (("init", init), ("grad1", grad1), ("final", final), ("final_fp32", final32)):
         for k, v in d.items():
             tensors[f"{prefix}.{k}"] = v.float().contiguous()
-    out = os.path.join(FIX, "train", TRAIN_CASE)
+    out = os.path.join(FIX, "train", case)
     os.makedirs(out, exist_ok=True)
     save_file(tensors, os.path.join(out, "tensors.safetensors"), metadata={"format": "pt"})
+    lora = {"r": TRAIN["r"], "alpha": TRAIN["alpha"], "dropout": 0.0, "target_modules": TRAIN["targets"],
+            "use_rslora": TRAIN["rslora"]}
+    if use_dora:
+        lora["use_dora"] = True
+    lora.update({"scaling": TRAIN["alpha"] / TRAIN["r"], "init_seed": TRAIN["seed"]})
     doc = {
-        "name": TRAIN_CASE, "model_dir": TRAIN["model_dir"], "precision": "bf16",
-        "lora": {"r": TRAIN["r"], "alpha": TRAIN["alpha"], "dropout": 0.0, "target_modules": TRAIN["targets"],
-                 "use_rslora": TRAIN["rslora"], "scaling": TRAIN["alpha"] / TRAIN["r"],
-                 "init_seed": TRAIN["seed"]},
+        "name": case, "model_dir": TRAIN["model_dir"], "precision": "bf16", "lora": lora,
         "optim": {**mt.OPTIM, "weight_decay": TRAIN["weight_decay"], "optimizer": "torch.optim.AdamW"},
         "data": {"micro_batch_size": mt.MICRO_BATCH, "num_micro_batches": len(batches), "pad_id": mt.PAD_ID,
                  "padding": "right", "source": TRAIN["data"]},
         "lora_keys": list(init),
         "micro_batch_loss": micro, "micro_batch_tokens": info, "steps": steps,
         "micro_batch_loss_fp32": micro32, "steps_fp32": steps32,
-        "note": "steps/final: bf16 weights, forward under torch.autocast(cpu, bf16), SDPA attention, fp32 LoRA "
-                "masters/grads/AdamW (Trainer bf16=True); steps_fp32/final_fp32: the same weights upcast to fp32, "
-                "no autocast, same init and data",
+        "note": note,
     }
     with open(os.path.join(out, "case.json"), "w") as f:
         json.dump(doc, f, indent=1)
-    print(f"train {TRAIN_CASE}: loss bf16 {steps[0]['loss']:.5f} -> {steps[-1]['loss']:.5f}, "
+    print(f"train {case}: loss bf16 {steps[0]['loss']:.5f} -> {steps[-1]['loss']:.5f}, "
           f"fp32 {steps32[0]['loss']:.5f} -> {steps32[-1]['loss']:.5f}")
 
 

@@ -160,36 +160,11 @@ def run_bf16_case():
         steps32, micro32, _, _, final32 = mbf.train_run(m32, init, batches, autocast=False)
     finally:
         mtf.lora_params = saved_lora_params
-    tensors = {}
-    for k, (ids, mask, labels) in enumerate(batches):
-        tensors[f"ids.{k}"] = ids
-        tensors[f"labels.{k}"] = labels
-        tensors[f"attention_mask.{k}"] = mask
-    for prefix, d in (("init", init), ("grad1", grad1), ("final", final), ("final_fp32", final32)):
-        for k, v in d.items():
-            tensors[f"{prefix}.{k}"] = v.float().contiguous()
-    out = os.path.join(FIX, "train", BF16_CASE)
-    os.makedirs(out, exist_ok=True)
-    save_file(tensors, os.path.join(out, "tensors.safetensors"), metadata={"format": "pt"})
-    doc = {
-        "name": BF16_CASE, "model_dir": t["model_dir"], "precision": "bf16",
-        "lora": {"r": t["r"], "alpha": t["alpha"], "dropout": 0.0, "target_modules": t["targets"],
-                 "use_rslora": t["rslora"], "use_dora": True, "scaling": t["alpha"] / t["r"],
-                 "init_seed": t["seed"]},
-        "optim": {**mtf.OPTIM, "weight_decay": t["weight_decay"], "optimizer": "torch.optim.AdamW"},
-        "data": {"micro_batch_size": mtf.MICRO_BATCH, "num_micro_batches": len(batches), "pad_id": mtf.PAD_ID,
-                 "padding": "right", "source": t["data"]},
-        "lora_keys": list(init),
-        "micro_batch_loss": micro, "micro_batch_tokens": info, "steps": steps,
-        "micro_batch_loss_fp32": micro32, "steps_fp32": steps32,
-        "note": "DoRA (use_dora=True). steps/final: bf16 weights, forward under torch.autocast(cpu, bf16), SDPA "
-                "attention, fp32 LoRA/magnitude masters, grads and AdamW (Trainer bf16=True); steps_fp32/final_fp32: "
-                "the same weights upcast to fp32, no autocast, same init and data",
-    }
-    with open(os.path.join(out, "case.json"), "w") as f:
-        json.dump(doc, f, indent=1)
-    print(f"train {BF16_CASE}: loss bf16 {steps[0]['loss']:.5f} -> {steps[-1]['loss']:.5f}, "
-          f"fp32 {steps32[0]['loss']:.5f} -> {steps32[-1]['loss']:.5f}")
+    mbf.save_train_case(BF16_CASE, batches, init, grad1, final, final32, steps, micro, info, steps32, micro32,
+                        note="DoRA (use_dora=True). steps/final: bf16 weights, forward under torch.autocast(cpu, bf16), "
+                             "SDPA attention, fp32 LoRA/magnitude masters, grads and AdamW (Trainer bf16=True); "
+                             "steps_fp32/final_fp32: the same weights upcast to fp32, no autocast, same init and data",
+                        use_dora=True)
 
 
 def run_linear_case():
